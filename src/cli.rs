@@ -1,0 +1,388 @@
+//! The command line: argument parsing and wiring, nothing the library
+//! should own.
+//!
+//! `condwrite [--target NAME,...] [FILTER]` runs the catalog on the chosen
+//! targets. Each target × scenario is a libtest-mimic trial, so `--list`,
+//! name filters, `--exact`, `--skip` and the cargo-test-like lines work as in
+//! `cargo test`; after the trials the matrix and the reasons of every
+//! non-pass cell are printed. `condwrite serve` runs the reference server on
+//! its own.
+
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
+use libtest_mimic::{Arguments, Failed, FormatSetting, Trial};
+
+use crate::catalog::{Catalog, Scenario};
+use crate::engine;
+use crate::reference::{self, Fault};
+use crate::report::{CellResult, Report, ScenarioInfo, Verdict};
+use crate::target::{self, LiveTarget, TargetSpec, Targets};
+
+const ABOUT: &str = "Checks whether S3-compatible stores really honour conditional writes \
+(If-None-Match / If-Match) and prints a compatibility matrix.";
+
+const HELP_TEMPLATE: &str = "{name} {version}\n{about}\n\n{usage-heading} {usage}\n\n{all-args}{after-help}";
+
+const AFTER_HELP: &str = "\
+Verdicts: pass (as AWS documents), deviates (safe, answers differently), unsupported
+(refuses the conditional request, changes nothing), unsafe (condition ignored or
+violated), error (could not judge). The exit status is non-zero when a cell is unsafe
+or error, and with --strict also when one deviates or is unsupported.
+
+Examples:
+  condwrite                                   run the catalog on the embedded server
+  condwrite --target embedded,embedded-racy   two targets side by side
+  condwrite --target 'embedded-*' race        only the race scenarios, on the fault profiles
+  condwrite --list                            list the trials without running them
+  condwrite serve --port 9000                 a strict local S3 to develop against";
+
+/// Exit status for bad input (a malformed file, an unknown target).
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(name = "condwrite", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// Targets to check: names from targets.toml, comma-separated or
+    /// repeated; `*` patterns select several [default: embedded]
+    #[arg(long = "target", value_name = "NAME[,NAME...]", action = ArgAction::Append)]
+    targets: Vec<String>,
+
+    /// The targets file [default: ./targets.toml if present, else the built-in one]
+    #[arg(long, value_name = "FILE")]
+    targets_file: Option<PathBuf>,
+
+    /// A folder of suite files to run instead of the built-in catalog
+    #[arg(long, value_name = "DIR")]
+    suites: Option<PathBuf>,
+
+    /// Also write the results as JSON to PATH
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+
+    /// Fail the run also when a cell deviates or is unsupported
+    #[arg(long)]
+    strict: bool,
+
+    #[command(flatten)]
+    test: Arguments,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the embedded reference S3 server on its own until Ctrl-C
+    Serve {
+        /// Port on 127.0.0.1 (0 picks a free one)
+        #[arg(long, default_value_t = 9000)]
+        port: u16,
+        /// Break one rule on purpose (repeatable): ignore-if-none-match,
+        /// ignore-if-match, racy, missing-if-match-412
+        #[arg(long = "fault", value_name = "FAULT")]
+        faults: Vec<String>,
+    },
+}
+
+/// Restores the default SIGPIPE action so `condwrite --list | head` ends
+/// quietly instead of panicking on a closed pipe.
+fn reset_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called once at start-up, before any thread exists; setting a
+    // signal disposition to its default is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+fn usage_error(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// The program: parses `std::env::args` and runs.
+pub fn main() -> ExitCode {
+    reset_sigpipe();
+    let command = Cli::command()
+        .about(ABOUT)
+        .help_template(HELP_TEMPLATE)
+        .after_help(AFTER_HELP);
+    let matches = command.get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return usage_error(format!("cannot start the async runtime: {e}")),
+    };
+    match cli.command {
+        Some(Command::Serve { port, ref faults }) => serve(&runtime, port, faults),
+        None => check(&runtime, cli),
+    }
+}
+
+fn serve(runtime: &tokio::runtime::Runtime, port: u16, faults: &[String]) -> ExitCode {
+    let faults = match faults
+        .iter()
+        .map(|f| f.parse::<Fault>())
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(f) => f,
+        Err(e) => return usage_error(e),
+    };
+    runtime.block_on(async {
+        let options = reference::Options {
+            faults: faults.clone(),
+            access_key: target::EMBEDDED_ACCESS_KEY.into(),
+            secret_key: target::EMBEDDED_SECRET_KEY.into(),
+        };
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let server = match reference::start(options, addr).await {
+            Ok(s) => s,
+            Err(e) => {
+                return usage_error(format!(
+                    "cannot listen on {addr}: {e}; pick another port with --port (0 picks a free one)"
+                ))
+            }
+        };
+        let fault_list = if faults.is_empty() {
+            "none (AWS semantics)".to_owned()
+        } else {
+            faults.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+        };
+        println!("condwrite reference S3 server listening on {}", server.url());
+        println!("  region us-east-1, path-style addressing, in memory");
+        println!(
+            "  credentials: access key {}, secret key {} (the built-in local pair)",
+            target::EMBEDDED_ACCESS_KEY,
+            target::EMBEDDED_SECRET_KEY
+        );
+        println!("  faults: {fault_list}");
+        println!("Press Ctrl-C to stop.");
+        let _ = std::io::stdout().flush();
+        let _ = tokio::signal::ctrl_c().await;
+        server.stop();
+        eprintln!("stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+fn load_targets(file: Option<&Path>) -> Result<Targets, String> {
+    match file {
+        Some(path) => Targets::load(path),
+        None if Path::new("targets.toml").is_file() => Targets::load(Path::new("targets.toml")),
+        None => Ok(Targets::builtin()),
+    }
+}
+
+/// A key prefix no other run uses: `run-<seconds>-<nanos>-<pid>/`.
+fn run_prefix() -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    format!(
+        "run-{}-{}-{}/",
+        now.as_secs(),
+        now.subsec_nanos(),
+        std::process::id()
+    )
+}
+
+fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
+    let catalog = match &cli.suites {
+        Some(dir) => Catalog::load_dir(dir),
+        None => Catalog::builtin(),
+    };
+    let catalog = match catalog {
+        Ok(c) => c,
+        Err(e) => {
+            return usage_error(format!(
+                "{e}\n  (fix the suite file; the format is described at the top of suites/put.toml)"
+            ))
+        }
+    };
+    let targets = match load_targets(cli.targets_file.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return usage_error(e),
+    };
+    let wanted = if cli.targets.is_empty() {
+        vec!["embedded".to_owned()]
+    } else {
+        cli.targets.clone()
+    };
+    let selected = match targets.select(&wanted) {
+        Ok(s) => s,
+        Err(e) => return usage_error(format!("{e}\n  (add a `[[target]]` to targets.toml or pick one of these)")),
+    };
+
+    let trial_name = |s: &Scenario| s.id.clone();
+    // Start only targets with at least one trial the filter keeps.
+    let needed: Vec<&TargetSpec> = if cli.test.list {
+        Vec::new()
+    } else {
+        selected
+            .iter()
+            .filter(|t| {
+                catalog.scenarios.iter().any(|s| {
+                    let probe = Trial::test(trial_name(s), || Ok(())).with_kind(&t.name);
+                    !cli.test.is_filtered_out(&probe)
+                })
+            })
+            .collect()
+    };
+    let matrix_to_stderr = cli.test.format == Some(FormatSetting::Json);
+    let live: Vec<(String, Arc<Result<LiveTarget, String>>)> = runtime.block_on(async {
+        let mut out = Vec::new();
+        for spec in &needed {
+            if !matrix_to_stderr {
+                eprintln!("    Starting target {} ({})", spec.name, spec.kind);
+            }
+            let started = LiveTarget::start(spec).await;
+            if let Err(e) = &started {
+                eprintln!("warning: target {} did not start: {e}", spec.name);
+            }
+            out.push((spec.name.clone(), Arc::new(started)));
+        }
+        out
+    });
+
+    let results: Arc<Mutex<Vec<CellResult>>> = Arc::default();
+    let prefix = run_prefix();
+    let strict = cli.strict;
+    let mut trials = Vec::new();
+    for spec in &selected {
+        let live_target = live
+            .iter()
+            .find(|(n, _)| *n == spec.name)
+            .map(|(_, l)| l.clone());
+        for scenario in &catalog.scenarios {
+            let scenario = scenario.clone();
+            let results = results.clone();
+            let handle = runtime.handle().clone();
+            let live_target = live_target.clone();
+            let target_name = spec.name.clone();
+            let prefix = format!("{prefix}{}/", scenario.id);
+            trials.push(
+                Trial::test(trial_name(&scenario), move || {
+                    let cell = match live_target.as_deref() {
+                        Some(Ok(live)) => {
+                            let j = handle.block_on(engine::run(live.store(), &scenario, &prefix));
+                            CellResult {
+                                target: target_name,
+                                scenario: scenario.id.clone(),
+                                verdict: j.verdict,
+                                reason: j.reason,
+                                duration_ms: j.duration_ms,
+                                evidence: j.evidence,
+                            }
+                        }
+                        Some(Err(e)) => CellResult {
+                            target: target_name,
+                            scenario: scenario.id.clone(),
+                            verdict: Verdict::Error,
+                            reason: format!("the target did not start: {e}"),
+                            duration_ms: 0,
+                            evidence: Vec::new(),
+                        },
+                        None => return Err(Failed::from("the target was not started")),
+                    };
+                    let outcome = if cell.verdict.fails(strict) {
+                        Err(Failed::from(format!("{}: {}", cell.verdict, cell.reason)))
+                    } else {
+                        Ok(())
+                    };
+                    results.lock().unwrap_or_else(|e| e.into_inner()).push(cell);
+                    outcome
+                })
+                .with_kind(&spec.name),
+            );
+        }
+    }
+
+    let conclusion = libtest_mimic::run(&cli.test, trials);
+
+    let mut cleanup_failed = false;
+    runtime.block_on(async {
+        for (name, live) in live {
+            if let Ok(live) = Arc::into_inner(live).expect("every trial has finished") {
+                if let Err(e) = live.stop().await {
+                    cleanup_failed = true;
+                    eprintln!("warning: cleaning up target {name} failed: {e}");
+                }
+            }
+        }
+    });
+    if cli.test.list {
+        return conclusion.exit_code();
+    }
+
+    let mut results = std::mem::take(&mut *results.lock().unwrap_or_else(|e| e.into_inner()));
+    let order = |c: &CellResult| {
+        (
+            selected.iter().position(|t| t.name == c.target),
+            catalog.scenarios.iter().position(|s| s.id == c.scenario),
+        )
+    };
+    results.sort_by_key(order);
+    let report = Report {
+        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+        scenarios: catalog
+            .scenarios
+            .iter()
+            .map(|s| ScenarioInfo {
+                id: s.id.clone(),
+                title: s.title.clone(),
+                operation: s.operation.clone(),
+                aws_doc: s.aws_doc.clone(),
+            })
+            .collect(),
+        targets: selected.iter().map(|t| t.name.clone()).collect(),
+        results,
+    };
+    print_report(&report, matrix_to_stderr);
+    if let Some(path) = &cli.json {
+        if let Err(e) = std::fs::write(path, report.to_json() + "\n") {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
+    if cleanup_failed && !conclusion.has_failed() {
+        return ExitCode::FAILURE;
+    }
+    conclusion.exit_code()
+}
+
+fn print_report(report: &Report, to_stderr: bool) {
+    if report.results.is_empty() {
+        return;
+    }
+    let mut text = String::new();
+    text.push('\n');
+    text.push_str(&report.matrix(None));
+    text.push('\n');
+    let reasons = report.reasons();
+    if !reasons.is_empty() {
+        text.push_str("\nreasons:\n");
+        for r in reasons {
+            text.push_str("  ");
+            text.push_str(&r);
+            text.push('\n');
+        }
+    }
+    text.push('\n');
+    text.push_str(&report.summary());
+    text.push('\n');
+    if to_stderr {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+}

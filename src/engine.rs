@@ -1,0 +1,805 @@
+//! Runs scenarios against a store and grades what it saw.
+//!
+//! The engine executes a scenario's steps under a key prefix of the run's
+//! own, reads the object back after every checked step, and classifies the
+//! result into a [`Verdict`] with a one-line reason in `Expected: … Actual: …`
+//! form. A status code alone never decides a verdict: a refused write that
+//! changed the bytes is unsafe, and so is an accepted one whose bytes are not
+//! there. The engine prints nothing; it returns a [`Judgement`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::Barrier;
+
+use crate::catalog::{Action, Conditions, Expect, RaceStart, Scenario, Step};
+use crate::report::Verdict;
+use crate::store::{ETag, Outcome, Precondition, Store};
+
+/// What the engine concluded about one scenario on one target.
+#[derive(Debug, Clone)]
+pub struct Judgement {
+    pub verdict: Verdict,
+    pub reason: String,
+    pub evidence: Vec<Outcome>,
+    pub duration_ms: u64,
+}
+
+/// What is stored under a key, as read back with an unconditional GET.
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    Absent,
+    Present { body: Bytes, etag: Option<ETag> },
+}
+
+impl State {
+    fn same_as(&self, other: &State) -> bool {
+        match (self, other) {
+            (State::Absent, State::Absent) => true,
+            (
+                State::Present { body: a, etag: ea },
+                State::Present { body: b, etag: eb },
+            ) => {
+                a == b
+                    && match (ea, eb) {
+                        (Some(x), Some(y)) => x.same_version(y),
+                        _ => true,
+                    }
+            }
+            _ => false,
+        }
+    }
+
+    fn holds(&self, body: &[u8]) -> bool {
+        matches!(self, State::Present { body: b, .. } if b.as_ref() == body)
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            State::Absent => "absent".into(),
+            State::Present { body, etag } => {
+                let etag = etag.as_ref().map_or("no ETag".into(), |e| format!("ETag {e}"));
+                format!("body {}, {etag}", preview(body))
+            }
+        }
+    }
+}
+
+/// A short, printable view of a body.
+fn preview(body: &[u8]) -> String {
+    const MAX: usize = 40;
+    let text = String::from_utf8_lossy(body);
+    if text.chars().count() > MAX {
+        let cut: String = text.chars().take(MAX).collect();
+        format!("{cut:?}…")
+    } else {
+        format!("{text:?}")
+    }
+}
+
+/// One graded step.
+struct Graded {
+    verdict: Verdict,
+    reason: String,
+}
+
+impl Graded {
+    fn new(verdict: Verdict, reason: impl Into<String>) -> Self {
+        Self {
+            verdict,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A step that stopped the scenario before it could be graded.
+struct Abort(String);
+
+/// Runs `scenario` on `store` under `prefix` (which must end in `/` and be
+/// unused), then deletes everything under the prefix.
+pub async fn run(store: &Store, scenario: &Scenario, prefix: &str) -> Judgement {
+    let started = Instant::now();
+    let mut run = Run {
+        store,
+        prefix,
+        saved: HashMap::new(),
+        evidence: Vec::new(),
+    };
+    let mut worst: Option<(usize, Graded)> = None;
+    for (index, step) in scenario.steps.iter().enumerate() {
+        let graded = match run.step(step).await {
+            Ok(Some(g)) => g,
+            Ok(None) => continue,
+            Err(Abort(why)) => Graded::new(Verdict::Error, why),
+        };
+        let stop = matches!(graded.verdict, Verdict::Unsafe | Verdict::Error);
+        if worst
+            .as_ref()
+            .is_none_or(|(_, w)| graded.verdict > w.verdict)
+        {
+            worst = Some((index, graded));
+        }
+        if stop {
+            break;
+        }
+    }
+    let (verdict, mut reason) = match worst {
+        Some((index, g)) => {
+            let many = scenario.steps.len() > 1;
+            let reason = if many {
+                format!("step {}: {}", index + 1, g.reason)
+            } else {
+                g.reason
+            };
+            (g.verdict, reason)
+        }
+        None => (Verdict::Error, "the scenario has no checked step".to_owned()),
+    };
+    let mut verdict = verdict;
+    if let Err(e) = store.delete_prefix(prefix).await {
+        if verdict == Verdict::Pass {
+            verdict = Verdict::Error;
+            reason = format!("passed, but cleaning up failed: {e}");
+        } else {
+            reason.push_str(&format!(" (cleaning up failed: {e})"));
+        }
+    }
+    Judgement {
+        verdict,
+        reason,
+        evidence: run.evidence,
+        duration_ms: started.elapsed().as_millis() as u64,
+    }
+}
+
+struct Run<'a> {
+    store: &'a Store,
+    prefix: &'a str,
+    saved: HashMap<String, ETag>,
+    evidence: Vec<Outcome>,
+}
+
+impl Run<'_> {
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    fn precondition(
+        &self,
+        conditions: &Conditions,
+        extra: &HashMap<&str, ETag>,
+    ) -> Result<Precondition, Abort> {
+        let lookup = |name: &str| {
+            extra
+                .get(name)
+                .or_else(|| self.saved.get(name))
+                .map(|e| e.as_str().to_owned())
+        };
+        let render = |t: &Option<crate::catalog::Template>| {
+            t.as_ref()
+                .map(|t| t.render(lookup))
+                .transpose()
+                .map_err(|e| Abort(format!("could not fill in a condition: {e}")))
+        };
+        Ok(Precondition {
+            if_match: render(&conditions.if_match)?,
+            if_none_match: render(&conditions.if_none_match)?,
+        })
+    }
+
+    /// Reads the current state of `key` back.
+    async fn read(&mut self, key: &str) -> Result<State, Abort> {
+        let out = self
+            .store
+            .get(key, &Precondition::none())
+            .await
+            .map_err(|e| Abort(format!("reading the object back failed: {e}")))?;
+        match out.status {
+            200..=299 => Ok(State::Present {
+                body: out.body.clone().unwrap_or_default(),
+                etag: out.etag.clone(),
+            }),
+            404 => Ok(State::Absent),
+            _ => Err(Abort(format!(
+                "reading the object back answered {}",
+                out.status_line()
+            ))),
+        }
+    }
+
+    async fn send(
+        &mut self,
+        action: Action,
+        key: &str,
+        body: Option<&str>,
+        pre: &Precondition,
+    ) -> Result<Outcome, Abort> {
+        let res = match action {
+            Action::Put => {
+                let body = Bytes::from(body.unwrap_or_default().to_owned());
+                self.store.put(key, body, pre).await
+            }
+            Action::Get => self.store.get(key, pre).await,
+            Action::Head => self.store.head(key, pre).await,
+            Action::Delete => self.store.delete(key, pre).await,
+            Action::Race => unreachable!("races are not single requests"),
+        };
+        let out = res.map_err(|e| Abort(format!("no answer: {}", e.message)))?;
+        self.evidence.push(out.clone());
+        Ok(out)
+    }
+
+    async fn step(&mut self, step: &Step) -> Result<Option<Graded>, Abort> {
+        match step {
+            Step::Request {
+                action,
+                key,
+                body,
+                conditions,
+                save_as,
+                expect,
+                checked,
+            } => {
+                let key = self.key(key);
+                let pre = self.precondition(conditions, &HashMap::new())?;
+                let before = if *checked {
+                    Some(self.read(&key).await?)
+                } else {
+                    None
+                };
+                let out = self.send(*action, &key, body.as_deref(), &pre).await?;
+                let graded = match before {
+                    None => {
+                        if out.status != expect.status {
+                            return Err(Abort(format!(
+                                "set-up {} {} answered {}, expected {}",
+                                action_name(*action),
+                                key,
+                                out.status_line(),
+                                expect.status
+                            )));
+                        }
+                        None
+                    }
+                    Some(before) => {
+                        let after = self.read(&key).await?;
+                        Some(grade_request(*action, body.as_deref(), &pre, expect, &out, &before, &after))
+                    }
+                };
+                if let Some(name) = save_as {
+                    let etag = match (&out.etag, self.read(&key).await?) {
+                        (Some(e), _) => e.clone(),
+                        (None, State::Present { etag: Some(e), .. }) => e,
+                        _ => {
+                            return Err(Abort(format!(
+                                "{} {key} returned no ETag to save as `{name}`",
+                                action_name(*action)
+                            )))
+                        }
+                    };
+                    self.saved.insert(name.clone(), etag);
+                }
+                Ok(graded)
+            }
+            Step::Race {
+                key,
+                racers,
+                rounds,
+                start,
+                conditions,
+                winners,
+                loser_status,
+            } => {
+                let mut rounds_seen = Vec::new();
+                for round in 1..=*rounds {
+                    let key = self.key(&format!("{key}-round-{round}"));
+                    rounds_seen.push(
+                        self.race_round(&key, round, *racers, *start, conditions)
+                            .await?,
+                    );
+                }
+                Ok(Some(grade_race(&rounds_seen, *winners, loser_status)))
+            }
+        }
+    }
+
+    async fn race_round(
+        &mut self,
+        key: &str,
+        round: u32,
+        racers: u32,
+        start: RaceStart,
+        conditions: &Conditions,
+    ) -> Result<RoundSeen, Abort> {
+        let mut extra = HashMap::new();
+        let base = match start {
+            RaceStart::Absent => State::Absent,
+            RaceStart::Existing => {
+                let body = format!("base of round {round}");
+                let out = self
+                    .send(Action::Put, key, Some(&body), &Precondition::none())
+                    .await?;
+                if !out.is_success() {
+                    return Err(Abort(format!(
+                        "set-up PUT {key} answered {}",
+                        out.status_line()
+                    )));
+                }
+                let state = self.read(key).await?;
+                let etag = out
+                    .etag
+                    .clone()
+                    .or_else(|| match &state {
+                        State::Present { etag, .. } => etag.clone(),
+                        State::Absent => None,
+                    })
+                    .ok_or_else(|| Abort(format!("set-up PUT {key} returned no ETag")))?;
+                extra.insert("base", etag);
+                state
+            }
+        };
+        let pre = self.precondition(conditions, &extra)?;
+        let barrier = Arc::new(Barrier::new(racers as usize));
+        let mut tasks = Vec::new();
+        for racer in 0..racers {
+            let store = self.store.clone();
+            let key = key.to_owned();
+            let pre = pre.clone();
+            let barrier = barrier.clone();
+            let body = format!("racer {racer} of round {round}");
+            tasks.push(tokio::spawn(async move {
+                // Open (and keep in the pool) a connection before the barrier,
+                // so the writes leave together instead of queueing on connects.
+                let _ = store.head(&key, &Precondition::none()).await;
+                barrier.wait().await;
+                let res = store.put(&key, Bytes::from(body.clone()), &pre).await;
+                (body, res)
+            }));
+        }
+        let mut results = Vec::new();
+        for task in tasks {
+            let (body, res) = task
+                .await
+                .map_err(|e| Abort(format!("a racer task failed: {e}")))?;
+            results.push((body, res.map_err(|e| e.message)));
+        }
+        let after = self.read(key).await?;
+        for (_, res) in results.iter().take(1) {
+            if let Ok(out) = res {
+                self.evidence.push(out.clone());
+            }
+        }
+        Ok(RoundSeen {
+            round,
+            base,
+            results,
+            after,
+        })
+    }
+}
+
+fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::Put => "PUT",
+        Action::Get => "GET",
+        Action::Head => "HEAD",
+        Action::Delete => "DELETE",
+        Action::Race => "race",
+    }
+}
+
+fn expected_text(expect: &Expect) -> String {
+    match &expect.code {
+        Some(code) => format!("{} {code}", expect.status),
+        None => expect.status.to_string(),
+    }
+}
+
+/// Whether the answer is an explicit refusal of the request as such (the
+/// feature is not there), rather than a verdict on the condition.
+fn is_unsupported_answer(out: &Outcome) -> bool {
+    out.status == 501
+        || (out.status == 400
+            && !matches!(
+                out.code.as_deref(),
+                Some("PreconditionFailed") | Some("NoSuchKey")
+            ))
+}
+
+/// Grades one checked request from what was sent, answered, and read back.
+fn grade_request(
+    action: Action,
+    body: Option<&str>,
+    pre: &Precondition,
+    expect: &Expect,
+    out: &Outcome,
+    before: &State,
+    after: &State,
+) -> Graded {
+    let request = format!("{} {pre}", action_name(action));
+    let changed = !before.same_as(after);
+    let expected_applied = (200..300).contains(&expect.status);
+    let writes = matches!(action, Action::Put | Action::Delete);
+    let expected = if !writes {
+        format!("{}, object unchanged", expected_text(expect))
+    } else if expected_applied {
+        let effect = if action == Action::Delete {
+            "object deleted".to_owned()
+        } else {
+            "object holds the new body".to_owned()
+        };
+        format!("{}, {effect}", expected_text(expect))
+    } else {
+        format!("{}, object unchanged", expected_text(expect))
+    };
+    let actual_state = if changed {
+        format!("object changed from {} to {}", before.describe(), after.describe())
+    } else {
+        format!("object unchanged ({})", before.describe())
+    };
+    let line = |what: &str| {
+        format!(
+            "{request}: Expected: {expected}; Actual: {}, {actual_state}{what}",
+            out.status_line()
+        )
+    };
+
+    // A read must never change anything.
+    if !writes {
+        if changed {
+            return Graded::new(Verdict::Unsafe, line(""));
+        }
+        if out.status == expect.status
+            && (expect.code.is_none() || out.code.is_none() || out.code == expect.code)
+        {
+            return Graded::new(Verdict::Pass, line(""));
+        }
+        if is_unsupported_answer(out) {
+            return Graded::new(Verdict::Unsupported, line(""));
+        }
+        return Graded::new(Verdict::Deviates, line(""));
+    }
+
+    let landed = match action {
+        Action::Put => after.holds(body.unwrap_or_default().as_bytes()),
+        _ => *after == State::Absent,
+    };
+    if expected_applied {
+        if out.is_success() {
+            if !landed {
+                return Graded::new(
+                    Verdict::Unsafe,
+                    line(": the write was acknowledged but is not there"),
+                );
+            }
+            if action == Action::Put {
+                let stored = match after {
+                    State::Present { etag, .. } => etag.as_ref(),
+                    State::Absent => None,
+                };
+                match (&out.etag, stored) {
+                    (None, _) => {
+                        return Graded::new(Verdict::Deviates, line(": no ETag in the answer"))
+                    }
+                    (Some(sent), Some(stored)) if !sent.same_version(stored) => {
+                        return Graded::new(
+                            Verdict::Deviates,
+                            line(&format!(
+                                ": the answer's ETag {sent} is not the stored object's"
+                            )),
+                        )
+                    }
+                    _ => {}
+                }
+            }
+            return Graded::new(Verdict::Pass, line(""));
+        }
+        if changed {
+            return Graded::new(Verdict::Unsafe, line(": refused, yet the object changed"));
+        }
+        if is_unsupported_answer(out) {
+            return Graded::new(Verdict::Unsupported, line(""));
+        }
+        if out.status >= 500 {
+            return Graded::new(Verdict::Error, line(": server error"));
+        }
+        return Graded::new(Verdict::Deviates, line(": a write AWS accepts was refused"));
+    }
+
+    // AWS refuses this write.
+    if out.is_success() {
+        let what = if changed {
+            ": the condition was ignored"
+        } else {
+            ": the write was acknowledged although AWS refuses it"
+        };
+        return Graded::new(Verdict::Unsafe, line(what));
+    }
+    if changed {
+        return Graded::new(Verdict::Unsafe, line(": refused, yet the object changed"));
+    }
+    let code_ok = expect.code.is_none() || out.code.is_none() || out.code == expect.code;
+    if out.status == expect.status && code_ok {
+        return Graded::new(Verdict::Pass, line(""));
+    }
+    if is_unsupported_answer(out) {
+        return Graded::new(Verdict::Unsupported, line(""));
+    }
+    if out.status >= 500 {
+        return Graded::new(Verdict::Error, line(": server error"));
+    }
+    Graded::new(Verdict::Deviates, line(""))
+}
+
+/// What one race round saw.
+struct RoundSeen {
+    round: u32,
+    base: State,
+    /// Each racer's body and answer (or transport error).
+    results: Vec<(String, Result<Outcome, String>)>,
+    after: State,
+}
+
+/// Grades a race from its rounds.
+fn grade_race(rounds: &[RoundSeen], allowed_winners: u32, loser_status: &[u16]) -> Graded {
+    let racers = rounds.first().map_or(0, |r| r.results.len());
+    let statuses: Vec<String> = loser_status.iter().map(u16::to_string).collect();
+    let expected = format!(
+        "{allowed_winners} winner per round of {racers}, losers {}, object holds the winner's body",
+        statuses.join("/")
+    );
+    let mut verdict = Verdict::Pass;
+    let mut notes: Vec<String> = Vec::new();
+    let mut per_round = Vec::new();
+    let mut overrun = 0;
+    for r in rounds {
+        let winners: Vec<&str> = r
+            .results
+            .iter()
+            .filter(|(_, res)| res.as_ref().is_ok_and(Outcome::is_success))
+            .map(|(body, _)| body.as_str())
+            .collect();
+        per_round.push(winners.len().to_string());
+        let mut round_verdict = Verdict::Pass;
+        if winners.len() > allowed_winners as usize {
+            // The per-round winner counts in the reason already say how many.
+            round_verdict = Verdict::Unsafe;
+            overrun += 1;
+        }
+        let mut note = |v: Verdict, text: String| {
+            round_verdict = round_verdict.max(v);
+            notes.push(format!("round {}: {text}", r.round));
+        };
+        let holder = r.results.iter().find(|(body, _)| r.after.holds(body.as_bytes()));
+        match (winners.len(), holder) {
+            (0, Some((body, _))) => note(
+                Verdict::Unsafe,
+                format!("no racer won, yet the object holds {}", preview(body.as_bytes())),
+            ),
+            (0, None) if !r.after.same_as(&r.base) => note(
+                Verdict::Unsafe,
+                format!("no racer won, yet the object changed to {}", r.after.describe()),
+            ),
+            (n, Some((body, _))) if n > 0 && !winners.contains(&body.as_str()) => note(
+                Verdict::Unsafe,
+                format!("the object holds a loser's body {}", preview(body.as_bytes())),
+            ),
+            (n, None) if n > 0 => note(
+                Verdict::Unsafe,
+                format!("no winner's body is stored: {}", r.after.describe()),
+            ),
+            _ => {}
+        }
+        let errors: Vec<&String> = r
+            .results
+            .iter()
+            .filter_map(|(_, res)| res.as_ref().err())
+            .collect();
+        if let Some(first) = errors.first() {
+            note(
+                Verdict::Error,
+                format!("{} racers got no answer ({first})", errors.len()),
+            );
+        }
+        let losers: Vec<&Outcome> = r
+            .results
+            .iter()
+            .filter_map(|(_, res)| res.as_ref().ok())
+            .filter(|o| !o.is_success())
+            .collect();
+        if winners.is_empty() && errors.is_empty() {
+            if losers.iter().all(|o| is_unsupported_answer(o)) {
+                note(Verdict::Unsupported, format!("every racer was refused: {}", tally(&losers)));
+            } else {
+                note(Verdict::Deviates, format!("no racer won: {}", tally(&losers)));
+            }
+        } else {
+            let odd: Vec<&Outcome> = losers
+                .iter()
+                .copied()
+                .filter(|o| !loser_status.contains(&o.status))
+                .collect();
+            if !odd.is_empty() {
+                note(Verdict::Deviates, format!("losers answered {}", tally(&odd)));
+            }
+        }
+        verdict = verdict.max(round_verdict);
+    }
+    let mut reason = format!(
+        "Expected: {expected}; Actual: winners per round [{}]",
+        per_round.join(", ")
+    );
+    if overrun > 0 {
+        reason.push_str(&format!(
+            "; more than {allowed_winners} winner in {overrun} of {} rounds",
+            rounds.len()
+        ));
+    }
+    if !notes.is_empty() {
+        reason.push_str("; ");
+        reason.push_str(&notes.join("; "));
+    }
+    Graded::new(verdict, reason)
+}
+
+/// `12× 412 PreconditionFailed, 3× 409 ConditionalRequestConflict`.
+fn tally(outcomes: &[&Outcome]) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for o in outcomes {
+        let line = o.status_line();
+        match counts.iter_mut().find(|(l, _)| *l == line) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((line, 1)),
+        }
+    }
+    counts
+        .iter()
+        .map(|(l, n)| format!("{n}× {l}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Operation;
+
+    fn out(status: u16, code: Option<&str>, etag: Option<&str>) -> Outcome {
+        Outcome {
+            operation: Operation::PutObject,
+            key: "k".into(),
+            precondition: Precondition::create_only(),
+            status,
+            code: code.map(Into::into),
+            etag: etag.map(ETag::new),
+            body: None,
+        }
+    }
+
+    fn present(body: &str, etag: &str) -> State {
+        State::Present {
+            body: Bytes::from(body.to_owned()),
+            etag: Some(ETag::new(etag)),
+        }
+    }
+
+    fn refused_412() -> Expect {
+        Expect {
+            status: 412,
+            code: Some("PreconditionFailed".into()),
+        }
+    }
+
+    #[test]
+    fn a_refusal_that_changed_the_bytes_is_unsafe() {
+        let g = grade_request(
+            Action::Put,
+            Some("new"),
+            &Precondition::create_only(),
+            &refused_412(),
+            &out(412, Some("PreconditionFailed"), None),
+            &present("old", "\"a\""),
+            &present("new", "\"b\""),
+        );
+        assert_eq!(g.verdict, Verdict::Unsafe, "{}", g.reason);
+        assert!(g.reason.contains("refused, yet the object changed"), "{}", g.reason);
+    }
+
+    #[test]
+    fn an_acknowledged_write_that_is_not_there_is_unsafe() {
+        let g = grade_request(
+            Action::Put,
+            Some("new"),
+            &Precondition::create_only(),
+            &Expect { status: 200, code: None },
+            &out(200, None, Some("\"b\"")),
+            &State::Absent,
+            &State::Absent,
+        );
+        assert_eq!(g.verdict, Verdict::Unsafe, "{}", g.reason);
+    }
+
+    #[test]
+    fn another_refusal_status_with_nothing_changed_deviates() {
+        let g = grade_request(
+            Action::Put,
+            Some("new"),
+            &Precondition::create_only(),
+            &Expect { status: 404, code: Some("NoSuchKey".into()) },
+            &out(412, Some("PreconditionFailed"), None),
+            &State::Absent,
+            &State::Absent,
+        );
+        assert_eq!(g.verdict, Verdict::Deviates, "{}", g.reason);
+        assert!(g.reason.contains("Expected: 404 NoSuchKey"), "{}", g.reason);
+        assert!(g.reason.contains("Actual: 412 PreconditionFailed"), "{}", g.reason);
+    }
+
+    #[test]
+    fn not_implemented_with_nothing_changed_is_unsupported() {
+        let g = grade_request(
+            Action::Put,
+            Some("new"),
+            &Precondition::create_only(),
+            &refused_412(),
+            &out(501, Some("NotImplemented"), None),
+            &present("old", "\"a\""),
+            &present("old", "\"a\""),
+        );
+        assert_eq!(g.verdict, Verdict::Unsupported, "{}", g.reason);
+    }
+
+    #[test]
+    fn a_missing_etag_on_success_deviates() {
+        let g = grade_request(
+            Action::Put,
+            Some("new"),
+            &Precondition::create_only(),
+            &Expect { status: 200, code: None },
+            &out(200, None, None),
+            &State::Absent,
+            &present("new", "\"b\""),
+        );
+        assert_eq!(g.verdict, Verdict::Deviates, "{}", g.reason);
+    }
+
+    fn round(winners: &[usize], holder: Option<usize>, loser: u16) -> RoundSeen {
+        let results = (0..4)
+            .map(|i| {
+                let body = format!("racer {i}");
+                let o = if winners.contains(&i) {
+                    out(200, None, Some("\"e\""))
+                } else {
+                    out(loser, None, None)
+                };
+                (body, Ok(o))
+            })
+            .collect();
+        let after = holder.map_or(State::Absent, |i| present(&format!("racer {i}"), "\"e\""));
+        RoundSeen {
+            round: 1,
+            base: State::Absent,
+            results,
+            after,
+        }
+    }
+
+    #[test]
+    fn races_are_graded_on_winners_and_the_stored_body() {
+        let g = grade_race(&[round(&[2], Some(2), 412)], 1, &[412, 409]);
+        assert_eq!(g.verdict, Verdict::Pass, "{}", g.reason);
+        let g = grade_race(&[round(&[1, 2], Some(2), 412)], 1, &[412, 409]);
+        assert_eq!(g.verdict, Verdict::Unsafe, "{}", g.reason);
+        assert!(g.reason.contains("winners per round [2]"), "{}", g.reason);
+        assert!(g.reason.contains("more than 1 winner in 1 of 1 rounds"), "{}", g.reason);
+        let g = grade_race(&[round(&[1], Some(3), 412)], 1, &[412, 409]);
+        assert_eq!(g.verdict, Verdict::Unsafe, "{}", g.reason);
+        assert!(g.reason.contains("loser's body"), "{}", g.reason);
+        let g = grade_race(&[round(&[1], Some(1), 500)], 1, &[412, 409]);
+        assert_eq!(g.verdict, Verdict::Deviates, "{}", g.reason);
+        let g = grade_race(&[round(&[], None, 501)], 1, &[412, 409]);
+        assert_eq!(g.verdict, Verdict::Unsupported, "{}", g.reason);
+    }
+}

@@ -1,0 +1,19 @@
+//! condwrite: a conformance harness for S3 conditional writes.
+//!
+//! The pipeline, one module per concern:
+//!
+//! ```text
+//! targets.toml ──► target ──► store ──► engine ──► Verdict ──► report
+//! suites/*.toml ──► catalog ──► Scenario ──┘
+//! ```
+//!
+//! `reference` is the embedded reference S3 server (the default target), and
+//! `cli` wires it all to the command line.
+
+pub mod catalog;
+pub mod cli;
+pub mod engine;
+pub mod reference;
+pub mod report;
+pub mod store;
+pub mod target;

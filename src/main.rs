@@ -1,0 +1,5 @@
+//! `condwrite`: see `condwrite --help` and the README.
+
+fn main() -> std::process::ExitCode {
+    condwrite::cli::main()
+}

@@ -1,0 +1,549 @@
+//! The one thin S3 client wrapper.
+//!
+//! Every request condwrite sends goes through [`Store`]. It owns the
+//! `aws-sdk-s3` client and keeps every SDK type inside this module: callers
+//! speak [`ETag`], [`Precondition`] and [`Outcome`]. The client is configured
+//! for a conformance harness rather than an application: retries are off (a
+//! retried PUT whose first try committed would show up as a false 412),
+//! checksums are only sent when required, and every call has a timeout.
+
+use std::fmt;
+use std::time::Duration;
+
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// An entity tag exactly as the server sent it (normally quoted: `"abc…"`).
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ETag(String);
+
+impl ETag {
+    /// Wraps a raw ETag header value.
+    pub fn new(raw: impl Into<String>) -> Self {
+        Self(raw.into())
+    }
+
+    /// The value exactly as the server sent it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The opaque tag without a weak prefix and without quotes.
+    pub fn opaque(&self) -> &str {
+        let s = self.0.trim();
+        let s = s.strip_prefix("W/").unwrap_or(s);
+        s.trim_matches('"')
+    }
+
+    /// Whether two tags name the same object version, comparing the opaque
+    /// value (quotes and a weak prefix do not count).
+    pub fn same_version(&self, other: &ETag) -> bool {
+        self.opaque() == other.opaque()
+    }
+}
+
+impl fmt::Display for ETag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ETag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ETag({})", self.0)
+    }
+}
+
+/// The conditional headers of one request, sent verbatim.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Precondition {
+    /// `If-Match` header value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub if_match: Option<String>,
+    /// `If-None-Match` header value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub if_none_match: Option<String>,
+}
+
+impl Precondition {
+    /// No conditional header at all.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// `If-None-Match: *`: write only if nothing is there.
+    pub fn create_only() -> Self {
+        Self {
+            if_none_match: Some("*".into()),
+            ..Self::default()
+        }
+    }
+
+    /// `If-Match: E`: write only if the object is still version `E`.
+    pub fn if_match(etag: &ETag) -> Self {
+        Self {
+            if_match: Some(etag.as_str().to_owned()),
+            ..Self::default()
+        }
+    }
+
+    /// Whether any conditional header is set.
+    pub fn is_conditional(&self) -> bool {
+        self.if_match.is_some() || self.if_none_match.is_some()
+    }
+}
+
+impl fmt::Display for Precondition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(v) = &self.if_match {
+            parts.push(format!("If-Match: {v}"));
+        }
+        if let Some(v) = &self.if_none_match {
+            parts.push(format!("If-None-Match: {v}"));
+        }
+        if parts.is_empty() {
+            f.write_str("unconditional")
+        } else {
+            f.write_str(&parts.join(", "))
+        }
+    }
+}
+
+/// The S3 operation a request performed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Operation {
+    PutObject,
+    GetObject,
+    HeadObject,
+    DeleteObject,
+}
+
+impl Operation {
+    /// The HTTP method S3 uses for the operation.
+    pub fn method(self) -> &'static str {
+        match self {
+            Operation::PutObject => "PUT",
+            Operation::GetObject => "GET",
+            Operation::HeadObject => "HEAD",
+            Operation::DeleteObject => "DELETE",
+        }
+    }
+}
+
+/// What the server answered to one request, and the request itself: the wire
+/// exchange that later serves as evidence for a verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The operation sent.
+    pub operation: Operation,
+    /// The object key (full, with the run's prefix).
+    pub key: String,
+    /// The conditional headers sent.
+    pub precondition: Precondition,
+    /// HTTP status. Successful answers carry the status S3 documents for the
+    /// operation (the SDK does not expose it on success).
+    pub status: u16,
+    /// The S3 error code of an error answer, when it had a body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The ETag header of the answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<ETag>,
+    /// The body of a successful GET.
+    #[serde(skip)]
+    pub body: Option<Bytes>,
+}
+
+impl Outcome {
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// `412 PreconditionFailed`-style short form of the answer.
+    pub fn status_line(&self) -> String {
+        match &self.code {
+            Some(code) => format!("{} {code}", self.status),
+            None => self.status.to_string(),
+        }
+    }
+}
+
+/// A request that got no HTTP answer at all: connection refused, timeout,
+/// a response that could not be parsed.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation:?} {key}: {message}")]
+pub struct StoreError {
+    pub operation: Operation,
+    pub key: String,
+    pub message: String,
+}
+
+/// Connection settings for one S3 endpoint.
+#[derive(Clone)]
+pub struct ClientSettings {
+    /// Base URL, e.g. `http://127.0.0.1:9000`.
+    pub endpoint_url: String,
+    /// Signing region.
+    pub region: String,
+    /// Access key id.
+    pub access_key: String,
+    /// Secret key; never printed.
+    pub secret_key: String,
+    /// Path-style addressing (`http://host/bucket/key`).
+    pub path_style: bool,
+    /// Timeout of one whole operation.
+    pub operation_timeout: Duration,
+}
+
+impl fmt::Debug for ClientSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientSettings")
+            .field("endpoint_url", &self.endpoint_url)
+            .field("region", &self.region)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .field("path_style", &self.path_style)
+            .field("operation_timeout", &self.operation_timeout)
+            .finish()
+    }
+}
+
+/// A client bound to one bucket of one endpoint.
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+    bucket: String,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("bucket", &self.bucket)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds the SDK client for the given settings.
+fn client(settings: &ClientSettings) -> Client {
+    let credentials = Credentials::new(
+        settings.access_key.clone(),
+        settings.secret_key.clone(),
+        None,
+        None,
+        "condwrite",
+    );
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_timeout(settings.operation_timeout)
+        .build();
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .credentials_provider(credentials)
+        .endpoint_url(settings.endpoint_url.clone())
+        .region(Region::new(settings.region.clone()))
+        .force_path_style(settings.path_style)
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(timeouts)
+        .build();
+    Client::from_conf(config)
+}
+
+/// Status and error code of an SDK error, or `None` when no HTTP answer came.
+fn answer_of<E: ProvideErrorMetadata>(err: &SdkError<E>) -> Option<(u16, Option<String>)> {
+    let status = err.raw_response().map(|r| r.status().as_u16())?;
+    let code = match err {
+        SdkError::ServiceError(se) => se.err().code().map(str::to_owned),
+        _ => None,
+    };
+    Some((status, code))
+}
+
+/// Describes an SDK error with its whole source chain, one line.
+fn describe<E: std::error::Error>(err: &E) -> String {
+    let mut msg = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = s.source();
+    }
+    msg
+}
+
+impl Store {
+    /// A client for `bucket` on the endpoint `settings` names.
+    pub fn new(settings: &ClientSettings, bucket: impl Into<String>) -> Self {
+        Self {
+            client: client(settings),
+            bucket: bucket.into(),
+        }
+    }
+
+    /// The bucket every call works in.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn outcome(&self, operation: Operation, key: &str, pre: &Precondition) -> Outcome {
+        Outcome {
+            operation,
+            key: key.to_owned(),
+            precondition: pre.clone(),
+            status: 0,
+            code: None,
+            etag: None,
+            body: None,
+        }
+    }
+
+    fn failed<E>(&self, mut outcome: Outcome, err: SdkError<E>) -> Result<Outcome, StoreError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match answer_of(&err) {
+            Some((status, code)) => {
+                outcome.status = status;
+                outcome.code = code;
+                Ok(outcome)
+            }
+            None => Err(StoreError {
+                operation: outcome.operation,
+                key: outcome.key,
+                message: describe(&err),
+            }),
+        }
+    }
+
+    /// PutObject with the given body and conditional headers.
+    pub async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        pre: &Precondition,
+    ) -> Result<Outcome, StoreError> {
+        let mut outcome = self.outcome(Operation::PutObject, key, pre);
+        let res = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .set_if_match(pre.if_match.clone())
+            .set_if_none_match(pre.if_none_match.clone())
+            .send()
+            .await;
+        match res {
+            Ok(out) => {
+                outcome.status = 200;
+                outcome.etag = out.e_tag().map(ETag::new);
+                Ok(outcome)
+            }
+            Err(err) => self.failed(outcome, err),
+        }
+    }
+
+    /// GetObject with the given conditional headers; the body is read whole.
+    pub async fn get(&self, key: &str, pre: &Precondition) -> Result<Outcome, StoreError> {
+        let mut outcome = self.outcome(Operation::GetObject, key, pre);
+        let res = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_if_match(pre.if_match.clone())
+            .set_if_none_match(pre.if_none_match.clone())
+            .send()
+            .await;
+        match res {
+            Ok(out) => {
+                outcome.status = 200;
+                outcome.etag = out.e_tag().map(ETag::new);
+                match out.body.collect().await {
+                    Ok(data) => {
+                        outcome.body = Some(data.into_bytes());
+                        Ok(outcome)
+                    }
+                    Err(err) => Err(StoreError {
+                        operation: Operation::GetObject,
+                        key: key.to_owned(),
+                        message: format!("reading the body failed: {}", describe(&err)),
+                    }),
+                }
+            }
+            Err(err) => self.failed(outcome, err),
+        }
+    }
+
+    /// HeadObject with the given conditional headers.
+    pub async fn head(&self, key: &str, pre: &Precondition) -> Result<Outcome, StoreError> {
+        let mut outcome = self.outcome(Operation::HeadObject, key, pre);
+        let res = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_if_match(pre.if_match.clone())
+            .set_if_none_match(pre.if_none_match.clone())
+            .send()
+            .await;
+        match res {
+            Ok(out) => {
+                outcome.status = 200;
+                outcome.etag = out.e_tag().map(ETag::new);
+                Ok(outcome)
+            }
+            Err(err) => self.failed(outcome, err),
+        }
+    }
+
+    /// DeleteObject with the given conditional headers (only If-Match exists
+    /// for deletes; an If-None-Match is not sent).
+    pub async fn delete(&self, key: &str, pre: &Precondition) -> Result<Outcome, StoreError> {
+        let mut outcome = self.outcome(Operation::DeleteObject, key, pre);
+        let res = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_if_match(pre.if_match.clone())
+            .send()
+            .await;
+        match res {
+            Ok(_) => {
+                outcome.status = 204;
+                Ok(outcome)
+            }
+            Err(err) => self.failed(outcome, err),
+        }
+    }
+
+    /// Every key under `prefix` (all pages).
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, String> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| format!("ListObjectsV2 {prefix}: {}", describe(&e)))?;
+            keys.extend(
+                out.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+            match (out.is_truncated(), out.next_continuation_token()) {
+                (Some(true), Some(next)) => token = Some(next.to_owned()),
+                _ => break,
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Deletes every object under `prefix`; returns how many it deleted.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<usize, String> {
+        let keys = self.list(prefix).await?;
+        for key in &keys {
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| format!("DeleteObject {key}: {}", describe(&e)))?;
+        }
+        Ok(keys.len())
+    }
+
+    /// Creates the bucket; an already-owned bucket is fine.
+    pub async fn create_bucket(&self) -> Result<(), String> {
+        match self
+            .client
+            .create_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if err.code() == Some("BucketAlreadyOwnedByYou") => Ok(()),
+            Err(err) => Err(format!(
+                "CreateBucket {}: {}",
+                self.bucket,
+                describe(&err)
+            )),
+        }
+    }
+
+    /// Deletes the (empty) bucket.
+    pub async fn delete_bucket(&self) -> Result<(), String> {
+        self.client
+            .delete_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("DeleteBucket {}: {}", self.bucket, describe(&e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etag_comparison_ignores_quotes_and_weakness() {
+        let a = ETag::new("\"abc\"");
+        assert!(a.same_version(&ETag::new("abc")));
+        assert!(a.same_version(&ETag::new("W/\"abc\"")));
+        assert!(!a.same_version(&ETag::new("\"abd\"")));
+        assert_eq!(a.opaque(), "abc");
+    }
+
+    #[test]
+    fn precondition_display_names_the_headers() {
+        assert_eq!(Precondition::none().to_string(), "unconditional");
+        assert_eq!(
+            Precondition::create_only().to_string(),
+            "If-None-Match: *"
+        );
+        assert_eq!(
+            Precondition::if_match(&ETag::new("\"e\"")).to_string(),
+            "If-Match: \"e\""
+        );
+    }
+
+    #[test]
+    fn client_settings_debug_hides_the_secret() {
+        let s = ClientSettings {
+            endpoint_url: "http://127.0.0.1:1".into(),
+            region: "us-east-1".into(),
+            access_key: "AK".into(),
+            secret_key: "very-secret".into(),
+            path_style: true,
+            operation_timeout: Duration::from_secs(1),
+        };
+        let dbg = format!("{s:?}");
+        assert!(!dbg.contains("very-secret"), "{dbg}");
+        assert!(dbg.contains("<redacted>"));
+    }
+}
