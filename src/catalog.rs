@@ -37,7 +37,11 @@ impl fmt::Display for CatalogError {
         if self.line == 0 {
             write!(f, "{}: {}", self.file, self.message)
         } else {
-            write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.col, self.message
+            )
         }
     }
 }
@@ -328,7 +332,9 @@ fn validate_step(raw: RawStep, saved: &mut HashSet<String>) -> Result<Step, Stri
         Ok(())
     };
     if raw.key.is_empty() || raw.key.contains("${") {
-        return Err("`key` must be a plain, non-empty name (the engine adds the run's prefix)".into());
+        return Err(
+            "`key` must be a plain, non-empty name (the engine adds the run's prefix)".into(),
+        );
     }
     match raw.action {
         Action::Race => {
@@ -337,7 +343,9 @@ fn validate_step(raw: RawStep, saved: &mut HashSet<String>) -> Result<Step, Stri
                 ("save_as", raw.save_as.is_some()),
             ] {
                 if present {
-                    return Err(format!("`{field}` is not used by `do = \"race\"` (each racer writes its own body)"));
+                    return Err(format!(
+                        "`{field}` is not used by `do = \"race\"` (each racer writes its own body)"
+                    ));
                 }
             }
             let start = raw
@@ -356,7 +364,10 @@ fn validate_step(raw: RawStep, saved: &mut HashSet<String>) -> Result<Step, Stri
                 .expect
                 .ok_or("a race needs `expect = { winners = N, loser_status = [...] }`")?;
             if expect.status.is_some() || expect.code.is_some() {
-                return Err("a race's `expect` takes `winners` and `loser_status`, not `status`/`code`".into());
+                return Err(
+                    "a race's `expect` takes `winners` and `loser_status`, not `status`/`code`"
+                        .into(),
+                );
             }
             let racers = raw.racers.unwrap_or(16);
             let rounds = raw.rounds.unwrap_or(5);
@@ -400,7 +411,9 @@ fn validate_step(raw: RawStep, saved: &mut HashSet<String>) -> Result<Step, Stri
             check_refs(&[])?;
             let checked = raw.expect.is_some() || conditions.any();
             if conditions.any() && raw.expect.is_none() {
-                return Err("a conditional step needs `expect = { status = ... }`: what AWS answers".into());
+                return Err(
+                    "a conditional step needs `expect = { status = ... }`: what AWS answers".into(),
+                );
             }
             let expect = match raw.expect {
                 Some(e) => {
@@ -476,7 +489,9 @@ impl Catalog {
     }
 
     /// Parses `(file name, text)` pairs; scenario ids must be unique.
-    pub fn from_files(files: impl IntoIterator<Item = (String, String)>) -> Result<Self, CatalogError> {
+    pub fn from_files(
+        files: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, CatalogError> {
         let mut scenarios: Vec<Scenario> = Vec::new();
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
         for (file, text) in files {
@@ -593,16 +608,17 @@ expect = { status = 200 }
         ])
         .unwrap_err();
         assert_eq!(err.file, "b.toml");
-        assert!(err.message.contains("duplicate scenario id `demo`"), "{err}");
+        assert!(
+            err.message.contains("duplicate scenario id `demo`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn templates_render_and_list_references() {
         let t = Template("W/${a}, ${b}".into());
         assert_eq!(t.references(), vec!["a", "b"]);
-        let r = t
-            .render(|n| Some(format!("\"{n}\"")))
-            .unwrap();
+        let r = t.render(|n| Some(format!("\"{n}\""))).unwrap();
         assert_eq!(r, "W/\"a\", \"b\"");
         assert!(t.render(|_| None).is_err());
     }

@@ -27,7 +27,8 @@ use crate::target::{self, LiveTarget, TargetSpec, Targets};
 const ABOUT: &str = "Checks whether S3-compatible stores really honour conditional writes \
 (If-None-Match / If-Match) and prints a compatibility matrix.";
 
-const HELP_TEMPLATE: &str = "{name} {version}\n{about}\n\n{usage-heading} {usage}\n\n{all-args}{after-help}";
+const HELP_TEMPLATE: &str =
+    "{name} {version}\n{about}\n\n{usage-heading} {usage}\n\n{all-args}{after-help}";
 
 const AFTER_HELP: &str = "\
 Verdicts: pass (as AWS documents), deviates (safe, answers differently), unsupported
@@ -151,16 +152,23 @@ fn serve(runtime: &tokio::runtime::Runtime, port: u16, faults: &[String]) -> Exi
             Ok(s) => s,
             Err(e) => {
                 return usage_error(format!(
-                    "cannot listen on {addr}: {e}; pick another port with --port (0 picks a free one)"
-                ))
+                "cannot listen on {addr}: {e}; pick another port with --port (0 picks a free one)"
+            ))
             }
         };
         let fault_list = if faults.is_empty() {
             "none (AWS semantics)".to_owned()
         } else {
-            faults.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+            faults
+                .iter()
+                .map(|f| f.name())
+                .collect::<Vec<_>>()
+                .join(", ")
         };
-        println!("condwrite reference S3 server listening on {}", server.url());
+        println!(
+            "condwrite reference S3 server listening on {}",
+            server.url()
+        );
         println!("  region us-east-1, path-style addressing, in memory");
         println!(
             "  credentials: access key {}, secret key {} (the built-in local pair)",
@@ -187,7 +195,9 @@ fn load_targets(file: Option<&Path>) -> Result<Targets, String> {
 
 /// A key prefix no other run uses: `run-<seconds>-<nanos>-<pid>/`.
 fn run_prefix() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     format!(
         "run-{}-{}-{}/",
         now.as_secs(),
@@ -220,7 +230,11 @@ fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
     };
     let selected = match targets.select(&wanted) {
         Ok(s) => s,
-        Err(e) => return usage_error(format!("{e}\n  (add a `[[target]]` to targets.toml or pick one of these)")),
+        Err(e) => {
+            return usage_error(format!(
+                "{e}\n  (add a `[[target]]` to targets.toml or pick one of these)"
+            ))
+        }
     };
 
     let trial_name = |s: &Scenario| s.id.clone();
@@ -295,7 +309,10 @@ fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
                         None => return Err(Failed::from("the target was not started")),
                     };
                     let outcome = if cell.verdict.fails(strict) {
-                        Err(Failed::from(format!("{}: {}", cell.verdict, cell.reason)))
+                        Err(Failed::from(format!(
+                            "{} on {}: {}",
+                            cell.verdict, cell.target, cell.reason
+                        )))
                     } else {
                         Ok(())
                     };

@@ -38,10 +38,7 @@ impl State {
     fn same_as(&self, other: &State) -> bool {
         match (self, other) {
             (State::Absent, State::Absent) => true,
-            (
-                State::Present { body: a, etag: ea },
-                State::Present { body: b, etag: eb },
-            ) => {
+            (State::Present { body: a, etag: ea }, State::Present { body: b, etag: eb }) => {
                 a == b
                     && match (ea, eb) {
                         (Some(x), Some(y)) => x.same_version(y),
@@ -60,7 +57,9 @@ impl State {
         match self {
             State::Absent => "absent".into(),
             State::Present { body, etag } => {
-                let etag = etag.as_ref().map_or("no ETag".into(), |e| format!("ETag {e}"));
+                let etag = etag
+                    .as_ref()
+                    .map_or("no ETag".into(), |e| format!("ETag {e}"));
                 format!("body {}, {etag}", preview(body))
             }
         }
@@ -135,7 +134,10 @@ pub async fn run(store: &Store, scenario: &Scenario, prefix: &str) -> Judgement 
             };
             (g.verdict, reason)
         }
-        None => (Verdict::Error, "the scenario has no checked step".to_owned()),
+        None => (
+            Verdict::Error,
+            "the scenario has no checked step".to_owned(),
+        ),
     };
     let mut verdict = verdict;
     if let Err(e) = store.delete_prefix(prefix).await {
@@ -265,7 +267,15 @@ impl Run<'_> {
                     }
                     Some(before) => {
                         let after = self.read(&key).await?;
-                        Some(grade_request(*action, body.as_deref(), &pre, expect, &out, &before, &after))
+                        Some(grade_request(
+                            *action,
+                            body.as_deref(),
+                            &pre,
+                            expect,
+                            &out,
+                            &before,
+                            &after,
+                        ))
                     }
                 };
                 if let Some(name) = save_as {
@@ -435,7 +445,11 @@ fn grade_request(
         format!("{}, object unchanged", expected_text(expect))
     };
     let actual_state = if changed {
-        format!("object changed from {} to {}", before.describe(), after.describe())
+        format!(
+            "object changed from {} to {}",
+            before.describe(),
+            after.describe()
+        )
     } else {
         format!("object unchanged ({})", before.describe())
     };
@@ -572,19 +586,31 @@ fn grade_race(rounds: &[RoundSeen], allowed_winners: u32, loser_status: &[u16]) 
             round_verdict = round_verdict.max(v);
             notes.push(format!("round {}: {text}", r.round));
         };
-        let holder = r.results.iter().find(|(body, _)| r.after.holds(body.as_bytes()));
+        let holder = r
+            .results
+            .iter()
+            .find(|(body, _)| r.after.holds(body.as_bytes()));
         match (winners.len(), holder) {
             (0, Some((body, _))) => note(
                 Verdict::Unsafe,
-                format!("no racer won, yet the object holds {}", preview(body.as_bytes())),
+                format!(
+                    "no racer won, yet the object holds {}",
+                    preview(body.as_bytes())
+                ),
             ),
             (0, None) if !r.after.same_as(&r.base) => note(
                 Verdict::Unsafe,
-                format!("no racer won, yet the object changed to {}", r.after.describe()),
+                format!(
+                    "no racer won, yet the object changed to {}",
+                    r.after.describe()
+                ),
             ),
             (n, Some((body, _))) if n > 0 && !winners.contains(&body.as_str()) => note(
                 Verdict::Unsafe,
-                format!("the object holds a loser's body {}", preview(body.as_bytes())),
+                format!(
+                    "the object holds a loser's body {}",
+                    preview(body.as_bytes())
+                ),
             ),
             (n, None) if n > 0 => note(
                 Verdict::Unsafe,
@@ -611,9 +637,15 @@ fn grade_race(rounds: &[RoundSeen], allowed_winners: u32, loser_status: &[u16]) 
             .collect();
         if winners.is_empty() && errors.is_empty() {
             if losers.iter().all(|o| is_unsupported_answer(o)) {
-                note(Verdict::Unsupported, format!("every racer was refused: {}", tally(&losers)));
+                note(
+                    Verdict::Unsupported,
+                    format!("every racer was refused: {}", tally(&losers)),
+                );
             } else {
-                note(Verdict::Deviates, format!("no racer won: {}", tally(&losers)));
+                note(
+                    Verdict::Deviates,
+                    format!("no racer won: {}", tally(&losers)),
+                );
             }
         } else {
             let odd: Vec<&Outcome> = losers
@@ -622,7 +654,10 @@ fn grade_race(rounds: &[RoundSeen], allowed_winners: u32, loser_status: &[u16]) 
                 .filter(|o| !loser_status.contains(&o.status))
                 .collect();
             if !odd.is_empty() {
-                note(Verdict::Deviates, format!("losers answered {}", tally(&odd)));
+                note(
+                    Verdict::Deviates,
+                    format!("losers answered {}", tally(&odd)),
+                );
             }
         }
         verdict = verdict.max(round_verdict);
@@ -704,7 +739,11 @@ mod tests {
             &present("new", "\"b\""),
         );
         assert_eq!(g.verdict, Verdict::Unsafe, "{}", g.reason);
-        assert!(g.reason.contains("refused, yet the object changed"), "{}", g.reason);
+        assert!(
+            g.reason.contains("refused, yet the object changed"),
+            "{}",
+            g.reason
+        );
     }
 
     #[test]
@@ -713,7 +752,10 @@ mod tests {
             Action::Put,
             Some("new"),
             &Precondition::create_only(),
-            &Expect { status: 200, code: None },
+            &Expect {
+                status: 200,
+                code: None,
+            },
             &out(200, None, Some("\"b\"")),
             &State::Absent,
             &State::Absent,
@@ -727,14 +769,21 @@ mod tests {
             Action::Put,
             Some("new"),
             &Precondition::create_only(),
-            &Expect { status: 404, code: Some("NoSuchKey".into()) },
+            &Expect {
+                status: 404,
+                code: Some("NoSuchKey".into()),
+            },
             &out(412, Some("PreconditionFailed"), None),
             &State::Absent,
             &State::Absent,
         );
         assert_eq!(g.verdict, Verdict::Deviates, "{}", g.reason);
         assert!(g.reason.contains("Expected: 404 NoSuchKey"), "{}", g.reason);
-        assert!(g.reason.contains("Actual: 412 PreconditionFailed"), "{}", g.reason);
+        assert!(
+            g.reason.contains("Actual: 412 PreconditionFailed"),
+            "{}",
+            g.reason
+        );
     }
 
     #[test]
@@ -757,7 +806,10 @@ mod tests {
             Action::Put,
             Some("new"),
             &Precondition::create_only(),
-            &Expect { status: 200, code: None },
+            &Expect {
+                status: 200,
+                code: None,
+            },
             &out(200, None, None),
             &State::Absent,
             &present("new", "\"b\""),
@@ -793,7 +845,11 @@ mod tests {
         let g = grade_race(&[round(&[1, 2], Some(2), 412)], 1, &[412, 409]);
         assert_eq!(g.verdict, Verdict::Unsafe, "{}", g.reason);
         assert!(g.reason.contains("winners per round [2]"), "{}", g.reason);
-        assert!(g.reason.contains("more than 1 winner in 1 of 1 rounds"), "{}", g.reason);
+        assert!(
+            g.reason.contains("more than 1 winner in 1 of 1 rounds"),
+            "{}",
+            g.reason
+        );
         let g = grade_race(&[round(&[1], Some(3), 412)], 1, &[412, 409]);
         assert_eq!(g.verdict, Verdict::Unsafe, "{}", g.reason);
         assert!(g.reason.contains("loser's body"), "{}", g.reason);

@@ -366,7 +366,6 @@ impl S3 for Reference {
         state.buckets.insert(name.clone(), Bucket::default());
         Ok(S3Response::new(dto::CreateBucketOutput {
             location: Some(format!("/{name}")),
-            ..Default::default()
         }))
     }
 
@@ -507,7 +506,11 @@ impl S3 for Reference {
         let obj = {
             let mut state = self.lock();
             let bucket = bucket_mut(&mut state, &input.bucket)?;
-            bucket.objects.get(&input.key).cloned().ok_or_else(no_such_key)?
+            bucket
+                .objects
+                .get(&input.key)
+                .cloned()
+                .ok_or_else(no_such_key)?
         };
         check_read(
             &req.headers,
@@ -535,7 +538,11 @@ impl S3 for Reference {
         let obj = {
             let mut state = self.lock();
             let bucket = bucket_mut(&mut state, &input.bucket)?;
-            bucket.objects.get(&input.key).cloned().ok_or_else(no_such_key)?
+            bucket
+                .objects
+                .get(&input.key)
+                .cloned()
+                .ok_or_else(no_such_key)?
         };
         check_read(
             &req.headers,
@@ -633,7 +640,11 @@ mod tests {
         let inm = headers(&[("if-none-match", "*")]);
         let im = headers(&[("if-match", "\"a\"")]);
         assert_eq!(
-            code(check_write(&[Fault::IgnoreIfNoneMatch], &inm, Some(&obj("a")))),
+            code(check_write(
+                &[Fault::IgnoreIfNoneMatch],
+                &inm,
+                Some(&obj("a"))
+            )),
             None
         );
         assert_eq!(

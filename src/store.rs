@@ -486,11 +486,7 @@ impl Store {
         {
             Ok(_) => Ok(()),
             Err(err) if err.code() == Some("BucketAlreadyOwnedByYou") => Ok(()),
-            Err(err) => Err(format!(
-                "CreateBucket {}: {}",
-                self.bucket,
-                describe(&err)
-            )),
+            Err(err) => Err(format!("CreateBucket {}: {}", self.bucket, describe(&err))),
         }
     }
 
@@ -522,10 +518,7 @@ mod tests {
     #[test]
     fn precondition_display_names_the_headers() {
         assert_eq!(Precondition::none().to_string(), "unconditional");
-        assert_eq!(
-            Precondition::create_only().to_string(),
-            "If-None-Match: *"
-        );
+        assert_eq!(Precondition::create_only().to_string(), "If-None-Match: *");
         assert_eq!(
             Precondition::if_match(&ETag::new("\"e\"")).to_string(),
             "If-Match: \"e\""

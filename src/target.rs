@@ -83,7 +83,10 @@ pub struct Targets {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before[before.rfind('\n').map_or(0, |i| i + 1)..].chars().count() + 1;
+    let col = before[before.rfind('\n').map_or(0, |i| i + 1)..]
+        .chars()
+        .count()
+        + 1;
     (line, col)
 }
 
@@ -111,11 +114,16 @@ impl Targets {
             {
                 return Err(at(
                     Some(name_span),
-                    &format!("invalid target name `{name}`: expected letters, digits, `-`, `_` or `.`"),
+                    &format!(
+                        "invalid target name `{name}`: expected letters, digits, `-`, `_` or `.`"
+                    ),
                 ));
             }
             if targets.iter().any(|x| x.name == name) {
-                return Err(at(Some(name_span), &format!("duplicate target name `{name}`")));
+                return Err(at(
+                    Some(name_span),
+                    &format!("duplicate target name `{name}`"),
+                ));
             }
             let faults = match t.faults {
                 None => Vec::new(),
@@ -136,7 +144,9 @@ impl Targets {
             });
         }
         if targets.is_empty() {
-            return Err(format!("{source}: no targets: expected at least one `[[target]]` table"));
+            return Err(format!(
+                "{source}: no targets: expected at least one `[[target]]` table"
+            ));
         }
         Ok(Self {
             source: source.to_owned(),
@@ -239,7 +249,9 @@ impl fmt::Debug for LiveTarget {
 
 /// A bucket name no earlier run used: `condwrite-<seconds>-<nanos>-<pid>`.
 fn fresh_bucket_name() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     format!(
         "condwrite-{}-{}-{}",
         now.as_secs(),
@@ -259,10 +271,9 @@ impl LiveTarget {
                     access_key: EMBEDDED_ACCESS_KEY.into(),
                     secret_key: EMBEDDED_SECRET_KEY.into(),
                 };
-                let server =
-                    reference::start(options, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-                        .await
-                        .map_err(|e| format!("starting the embedded server failed: {e}"))?;
+                let server = reference::start(options, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+                    .await
+                    .map_err(|e| format!("starting the embedded server failed: {e}"))?;
                 let settings = ClientSettings {
                     endpoint_url: server.url(),
                     region: "us-east-1".into(),
@@ -359,7 +370,8 @@ mod tests {
 
     #[test]
     fn an_unknown_kind_says_which_kinds_exist() {
-        let err = Targets::parse("t.toml", "[[target]]\nname = \"x\"\nkind = \"ftp\"\n").unwrap_err();
+        let err =
+            Targets::parse("t.toml", "[[target]]\nname = \"x\"\nkind = \"ftp\"\n").unwrap_err();
         assert!(err.starts_with("t.toml:3:"), "{err}");
         assert!(err.contains("embedded"), "{err}");
     }
