@@ -112,6 +112,7 @@ pub fn main() -> ExitCode {
     reset_sigpipe();
     let command = Cli::command()
         .about(ABOUT)
+        .long_about(ABOUT)
         .help_template(HELP_TEMPLATE)
         .after_help(AFTER_HELP);
     let matches = command.get_matches();
