@@ -254,6 +254,14 @@ fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
             .collect()
     };
     let matrix_to_stderr = cli.test.format == Some(FormatSetting::Json);
+    // Ctrl-C: stop every server this run started, then leave as a shell would.
+    runtime.spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            target::process::stop_all();
+            eprintln!("\ninterrupted: stopped the servers this run started");
+            std::process::exit(130);
+        }
+    });
     let live: Vec<(String, Arc<Result<LiveTarget, String>>)> = runtime.block_on(async {
         let mut out = Vec::new();
         for spec in &needed {
@@ -284,11 +292,12 @@ fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
             let handle = runtime.handle().clone();
             let live_target = live_target.clone();
             let target_name = spec.name.clone();
-            let prefix = format!("{prefix}{}/", scenario.id);
+            let prefix = prefix.clone();
             trials.push(
                 Trial::test(trial_name(&scenario), move || {
                     let cell = match live_target.as_deref() {
                         Some(Ok(live)) => {
+                            let prefix = format!("{}{prefix}{}/", live.prefix(), scenario.id);
                             let j = handle.block_on(engine::run(live.store(), &scenario, &prefix));
                             CellResult {
                                 target: target_name,

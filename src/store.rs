@@ -200,10 +200,43 @@ pub struct ClientSettings {
     pub access_key: String,
     /// Secret key; never printed.
     pub secret_key: String,
+    /// Session token of temporary credentials; never printed.
+    pub session_token: Option<String>,
     /// Path-style addressing (`http://host/bucket/key`).
     pub path_style: bool,
+    /// When the SDK sends request checksums.
+    pub checksums: ChecksumMode,
     /// Timeout of one whole operation.
     pub operation_timeout: Duration,
+}
+
+/// When request checksums are sent (the SDK's aws-chunked CRC32 trailer).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChecksumMode {
+    /// Only where the operation requires one: plain bodies, which every
+    /// S3-compatible accepts.
+    #[default]
+    WhenRequired,
+    /// Whenever the operation supports one (the SDK's own default).
+    WhenSupported,
+}
+
+impl ClientSettings {
+    /// Settings for a local loopback server: path-style, `us-east-1`,
+    /// checksums when required, 30 s per operation.
+    pub fn local(endpoint_url: String, access_key: &str, secret_key: &str) -> Self {
+        Self {
+            endpoint_url,
+            region: "us-east-1".into(),
+            access_key: access_key.into(),
+            secret_key: secret_key.into(),
+            session_token: None,
+            path_style: true,
+            checksums: ChecksumMode::WhenRequired,
+            operation_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 impl fmt::Debug for ClientSettings {
@@ -213,7 +246,12 @@ impl fmt::Debug for ClientSettings {
             .field("region", &self.region)
             .field("access_key", &self.access_key)
             .field("secret_key", &"<redacted>")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("path_style", &self.path_style)
+            .field("checksums", &self.checksums)
             .field("operation_timeout", &self.operation_timeout)
             .finish()
     }
@@ -239,7 +277,7 @@ fn client(settings: &ClientSettings) -> Client {
     let credentials = Credentials::new(
         settings.access_key.clone(),
         settings.secret_key.clone(),
-        None,
+        settings.session_token.clone(),
         None,
         "condwrite",
     );
@@ -253,8 +291,14 @@ fn client(settings: &ClientSettings) -> Client {
         .endpoint_url(settings.endpoint_url.clone())
         .region(Region::new(settings.region.clone()))
         .force_path_style(settings.path_style)
-        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .request_checksum_calculation(match settings.checksums {
+            ChecksumMode::WhenRequired => RequestChecksumCalculation::WhenRequired,
+            ChecksumMode::WhenSupported => RequestChecksumCalculation::WhenSupported,
+        })
+        .response_checksum_validation(match settings.checksums {
+            ChecksumMode::WhenRequired => ResponseChecksumValidation::WhenRequired,
+            ChecksumMode::WhenSupported => ResponseChecksumValidation::WhenSupported,
+        })
         .retry_config(RetryConfig::disabled())
         .timeout_config(timeouts)
         .build();
@@ -527,16 +571,11 @@ mod tests {
 
     #[test]
     fn client_settings_debug_hides_the_secret() {
-        let s = ClientSettings {
-            endpoint_url: "http://127.0.0.1:1".into(),
-            region: "us-east-1".into(),
-            access_key: "AK".into(),
-            secret_key: "very-secret".into(),
-            path_style: true,
-            operation_timeout: Duration::from_secs(1),
-        };
+        let mut s = ClientSettings::local("http://127.0.0.1:1".into(), "AK", "very-secret");
+        s.session_token = Some("token-secret".into());
         let dbg = format!("{s:?}");
         assert!(!dbg.contains("very-secret"), "{dbg}");
+        assert!(!dbg.contains("token-secret"), "{dbg}");
         assert!(dbg.contains("<redacted>"));
     }
 }

@@ -215,14 +215,7 @@ fn serve_runs_a_reference_server_that_an_sdk_client_can_use() {
         .to_owned();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let result = runtime.block_on(async {
-        let settings = ClientSettings {
-            endpoint_url: url,
-            region: "us-east-1".into(),
-            access_key: EMBEDDED_ACCESS_KEY.into(),
-            secret_key: EMBEDDED_SECRET_KEY.into(),
-            path_style: true,
-            operation_timeout: std::time::Duration::from_secs(10),
-        };
+        let settings = ClientSettings::local(url, EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY);
         let store = Store::new(&settings, "dev");
         store.create_bucket().await.unwrap();
         let first = store

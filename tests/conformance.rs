@@ -29,7 +29,7 @@ async fn run_catalog(target: &str) -> BTreeMap<String, Cell> {
     let live = LiveTarget::start(&spec).await.expect("target starts");
     let mut cells = BTreeMap::new();
     for scenario in &catalog.scenarios {
-        let prefix = format!("test/{}/", scenario.id);
+        let prefix = format!("{}test/{}/", live.prefix(), scenario.id);
         let j = engine::run(live.store(), scenario, &prefix).await;
         assert!(
             !j.evidence.is_empty(),

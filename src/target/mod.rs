@@ -1,0 +1,691 @@
+//! Targets: the systems a run checks, from `targets.toml` to a live endpoint.
+//!
+//! A [`TargetSpec`] is one `[[target]]` entry; [`LiveTarget::start`] turns it
+//! into a running endpoint with a bucket of the run's own, and
+//! [`LiveTarget::stop`] removes that bucket and stops whatever was started.
+//! This module knows nothing about scenarios.
+
+pub mod process;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::reference::{self, Fault, RunningServer};
+use crate::store::{ChecksumMode, ClientSettings, Store};
+use process::{ProcessSpec, ServerProcess};
+
+/// The targets.toml shipped with condwrite (used when no file is given and
+/// the current folder has none).
+pub const BUILTIN_TARGETS: &str = include_str!("../../targets.toml");
+
+/// Access key of embedded servers (local, in-memory, loopback only).
+pub const EMBEDDED_ACCESS_KEY: &str = "condwrite";
+/// Secret key of embedded servers (local, in-memory, loopback only).
+pub const EMBEDDED_SECRET_KEY: &str = "condwrite-local-secret";
+
+/// The kinds of target this build can start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// The in-process reference server.
+    Embedded,
+    /// A local server the harness starts from a command.
+    Process,
+    /// An existing service: AWS S3, or any S3-compatible URL.
+    Endpoint,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Embedded => "embedded",
+            Kind::Process => "process",
+            Kind::Endpoint => "endpoint",
+        })
+    }
+}
+
+/// An existing service to connect to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointSpec {
+    /// Base URL; `None` means real AWS S3 in the target's region.
+    pub url: Option<String>,
+    /// A bucket to work in (nothing is created or deleted but the run's
+    /// objects); `None`: the run creates and deletes a bucket of its own.
+    pub bucket: Option<String>,
+    /// Environment variables holding the credentials; `None`: the AWS
+    /// credential chain (environment, profile, SSO, instance role).
+    pub access_key_env: Option<String>,
+    pub secret_key_env: Option<String>,
+}
+
+/// Per-target client settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientOptions {
+    pub region: String,
+    /// `None`: path-style for local servers and URLs, virtual-hosted for AWS.
+    pub path_style: Option<bool>,
+    pub checksums: ChecksumMode,
+    pub request_timeout: Duration,
+}
+
+/// One `[[target]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetSpec {
+    /// Unique name, used with `--target`.
+    pub name: String,
+    /// What to start or connect to.
+    pub kind: Kind,
+    /// One line for listings.
+    pub description: String,
+    /// Faults of an embedded reference server.
+    pub faults: Vec<Fault>,
+    /// How to start a `process` target.
+    pub process: Option<ProcessSpec>,
+    /// Credentials of a `process` target (its own throwaway pair).
+    pub local_credentials: Option<(String, String)>,
+    /// Where an `endpoint` target is.
+    pub endpoint: Option<EndpointSpec>,
+    /// Client settings.
+    pub client: ClientOptions,
+    /// The folder of the targets file, `{root}` in commands.
+    pub root: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    target: Vec<Spanned<RawTarget>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    name: Spanned<String>,
+    kind: Kind,
+    #[serde(default)]
+    description: String,
+    faults: Option<Spanned<Vec<String>>>,
+    command: Option<Vec<String>>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    ready_path: Option<String>,
+    ready_body: Option<String>,
+    start_timeout_s: Option<u64>,
+    install: Option<String>,
+    access_key: Option<String>,
+    secret_key: Option<String>,
+    url: Option<String>,
+    bucket: Option<String>,
+    access_key_env: Option<String>,
+    secret_key_env: Option<String>,
+    region: Option<String>,
+    path_style: Option<bool>,
+    checksums: Option<ChecksumMode>,
+    request_timeout_s: Option<u64>,
+}
+
+/// Fields that only some kinds take, for the check that each entry uses
+/// only its own.
+fn foreign_fields(kind: Kind, t: &RawTarget) -> Vec<&'static str> {
+    let process = [
+        ("command", t.command.is_some()),
+        ("env", !t.env.is_empty()),
+        ("ready_path", t.ready_path.is_some()),
+        ("ready_body", t.ready_body.is_some()),
+        ("start_timeout_s", t.start_timeout_s.is_some()),
+        ("install", t.install.is_some()),
+        ("access_key", t.access_key.is_some()),
+        ("secret_key", t.secret_key.is_some()),
+    ];
+    let endpoint = [
+        ("url", t.url.is_some()),
+        ("bucket", t.bucket.is_some()),
+        ("access_key_env", t.access_key_env.is_some()),
+        ("secret_key_env", t.secret_key_env.is_some()),
+    ];
+    let embedded = [("faults", t.faults.is_some())];
+    let mut out = Vec::new();
+    if kind != Kind::Process {
+        out.extend(process.iter().filter(|f| f.1).map(|f| f.0));
+    }
+    if kind != Kind::Endpoint {
+        out.extend(endpoint.iter().filter(|f| f.1).map(|f| f.0));
+    }
+    if kind != Kind::Embedded {
+        out.extend(embedded.iter().filter(|f| f.1).map(|f| f.0));
+    }
+    out
+}
+
+/// All targets of a targets file.
+#[derive(Debug, Clone)]
+pub struct Targets {
+    /// Where they came from, for messages.
+    pub source: String,
+    pub targets: Vec<TargetSpec>,
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before[before.rfind('\n').map_or(0, |i| i + 1)..]
+        .chars()
+        .count()
+        + 1;
+    (line, col)
+}
+
+impl Targets {
+    /// Parses a targets file's text; `source` names it in errors, `root` is
+    /// the folder relative paths in commands start from.
+    pub fn parse(source: &str, text: &str, root: &Path) -> Result<Self, String> {
+        let at = |span: Option<Range<usize>>, msg: &str| match span {
+            Some(s) => {
+                let (l, c) = line_col(text, s.start);
+                format!("{source}:{l}:{c}: {msg}")
+            }
+            None => format!("{source}: {msg}"),
+        };
+        let raw: RawFile = toml::from_str(text)
+            .map_err(|e| at(e.span(), &e.message().trim_end().replace('\n', "; ")))?;
+        let mut targets: Vec<TargetSpec> = Vec::new();
+        for t in raw.target {
+            let entry_span = t.span();
+            let t = t.into_inner();
+            let foreign = foreign_fields(t.kind, &t);
+            if !foreign.is_empty() {
+                return Err(at(
+                    Some(entry_span),
+                    &format!(
+                        "`{}` does not apply to kind = \"{}\"",
+                        foreign.join("`, `"),
+                        t.kind
+                    ),
+                ));
+            }
+            let name_span = t.name.span();
+            let name = t.name.into_inner();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                return Err(at(
+                    Some(name_span),
+                    &format!(
+                        "invalid target name `{name}`: expected letters, digits, `-`, `_` or `.`"
+                    ),
+                ));
+            }
+            if targets.iter().any(|x| x.name == name) {
+                return Err(at(
+                    Some(name_span),
+                    &format!("duplicate target name `{name}`"),
+                ));
+            }
+            let faults = match t.faults {
+                None => Vec::new(),
+                Some(f) => {
+                    let span = f.span();
+                    f.into_inner()
+                        .iter()
+                        .map(|f| f.parse::<Fault>())
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| at(Some(span), &e))?
+                }
+            };
+            let process = match (t.kind, t.command) {
+                (Kind::Process, Some(command)) if !command.is_empty() => Some(ProcessSpec {
+                    command,
+                    env: t.env,
+                    ready_path: t.ready_path,
+                    ready_body: t.ready_body,
+                    start_timeout: Duration::from_secs(t.start_timeout_s.unwrap_or(60)),
+                    install: t.install,
+                }),
+                (Kind::Process, _) => {
+                    return Err(at(
+                        Some(entry_span),
+                        &format!("target `{name}`: kind = \"process\" needs `command = [\"program\", \"arg\", ...]`"),
+                    ))
+                }
+                _ => None,
+            };
+            let local_credentials = match (t.kind, t.access_key, t.secret_key) {
+                (Kind::Process, Some(a), Some(s)) => Some((a, s)),
+                (Kind::Process, _, _) => {
+                    return Err(at(
+                        Some(entry_span),
+                        &format!("target `{name}`: a process target needs `access_key` and `secret_key` (the local server's own pair)"),
+                    ))
+                }
+                _ => None,
+            };
+            let endpoint = match t.kind {
+                Kind::Endpoint => {
+                    if t.access_key_env.is_some() != t.secret_key_env.is_some() {
+                        return Err(at(
+                            Some(entry_span),
+                            &format!("target `{name}`: give both `access_key_env` and `secret_key_env`, or neither (the AWS credential chain)"),
+                        ));
+                    }
+                    if t.url.is_none() && t.region.is_none() {
+                        return Err(at(
+                            Some(entry_span),
+                            &format!("target `{name}`: an endpoint needs a `url`, or a `region` for AWS S3"),
+                        ));
+                    }
+                    Some(EndpointSpec {
+                        url: t.url,
+                        bucket: t.bucket,
+                        access_key_env: t.access_key_env,
+                        secret_key_env: t.secret_key_env,
+                    })
+                }
+                _ => None,
+            };
+            targets.push(TargetSpec {
+                name,
+                kind: t.kind,
+                description: t.description,
+                faults,
+                process,
+                local_credentials,
+                endpoint,
+                client: ClientOptions {
+                    region: t.region.unwrap_or_else(|| "us-east-1".into()),
+                    path_style: t.path_style,
+                    checksums: t.checksums.unwrap_or_default(),
+                    request_timeout: Duration::from_secs(t.request_timeout_s.unwrap_or(30)),
+                },
+                root: root.to_owned(),
+            });
+        }
+        if targets.is_empty() {
+            return Err(format!(
+                "{source}: no targets: expected at least one `[[target]]` table"
+            ));
+        }
+        Ok(Self {
+            source: source.to_owned(),
+            targets,
+        })
+    }
+
+    /// Reads and parses a targets file.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: cannot read the targets file: {e}", path.display()))?;
+        let root = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_owned);
+        let root = root.canonicalize().unwrap_or(root);
+        Self::parse(&path.display().to_string(), &text, &root)
+    }
+
+    /// The targets shipped with condwrite.
+    pub fn builtin() -> Self {
+        let root = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        Self::parse("targets.toml (built in)", BUILTIN_TARGETS, &root)
+            .expect("the shipped targets.toml parses")
+    }
+
+    /// The names in order.
+    pub fn names(&self) -> Vec<&str> {
+        self.targets.iter().map(|t| t.name.as_str()).collect()
+    }
+
+    /// Resolves `--target` values: names, comma-separated lists, and `*`
+    /// patterns. Each target is selected once, in the order first named.
+    pub fn select(&self, wanted: &[String]) -> Result<Vec<TargetSpec>, String> {
+        let mut out: Vec<TargetSpec> = Vec::new();
+        for item in wanted.iter().flat_map(|w| w.split(',')).map(str::trim) {
+            if item.is_empty() {
+                continue;
+            }
+            let matched: Vec<&TargetSpec> = self
+                .targets
+                .iter()
+                .filter(|t| glob_match(item, &t.name))
+                .collect();
+            if matched.is_empty() {
+                return Err(format!(
+                    "unknown target `{item}` (in {}); known targets: {}",
+                    self.source,
+                    self.names().join(", ")
+                ));
+            }
+            for t in matched {
+                if !out.iter().any(|o| o.name == t.name) {
+                    out.push(t.clone());
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err(format!(
+                "no target selected; known targets: {}",
+                self.names().join(", ")
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+fn glob_match(pattern: &str, name: &str) -> bool {
+    if !pattern.contains('*') {
+        return pattern == name;
+    }
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// A started target with a bucket to work in.
+pub struct LiveTarget {
+    /// The spec it was started from.
+    pub spec: TargetSpec,
+    /// Where and how to connect.
+    pub settings: ClientSettings,
+    store: Store,
+    /// Whether the run created the bucket (and so deletes it).
+    owns_bucket: bool,
+    /// The key prefix every scenario works under (inside a given bucket,
+    /// unique to the run).
+    prefix: String,
+    running: Running,
+}
+
+/// What was started for a target.
+enum Running {
+    Nothing,
+    Embedded(RunningServer),
+    Process(ServerProcess),
+}
+
+impl fmt::Debug for LiveTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LiveTarget")
+            .field("name", &self.spec.name)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A name no earlier run used: `condwrite-<seconds>-<nanos>-<pid>`.
+fn fresh_name() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "condwrite-{}-{}-{}",
+        now.as_secs(),
+        now.subsec_nanos(),
+        std::process::id()
+    )
+}
+
+fn env_var(name: &str, target: &str) -> Result<String, String> {
+    std::env::var(name).map_err(|_| {
+        format!("target {target} reads its credentials from ${name}, which is not set: export it and run again")
+    })
+}
+
+/// Credentials of an endpoint target: the variables it names, else the AWS
+/// credential chain.
+async fn endpoint_credentials(
+    spec: &TargetSpec,
+    endpoint: &EndpointSpec,
+) -> Result<(String, String, Option<String>), String> {
+    if let (Some(ak), Some(sk)) = (&endpoint.access_key_env, &endpoint.secret_key_env) {
+        return Ok((env_var(ak, &spec.name)?, env_var(sk, &spec.name)?, None));
+    }
+    use aws_config::BehaviorVersion;
+    use aws_sdk_s3::config::ProvideCredentials;
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(spec.client.region.clone()))
+        .load()
+        .await;
+    let provider = config.credentials_provider().ok_or_else(|| {
+        format!(
+            "target {}: no AWS credential provider is configured",
+            spec.name
+        )
+    })?;
+    let creds = provider.provide_credentials().await.map_err(|e| {
+        format!(
+            "target {}: no AWS credentials found ({e}); set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or log in with `aws sso login`",
+            spec.name
+        )
+    })?;
+    Ok((
+        creds.access_key_id().to_owned(),
+        creds.secret_access_key().to_owned(),
+        creds.session_token().map(str::to_owned),
+    ))
+}
+
+impl LiveTarget {
+    /// Starts the target and makes sure a bucket is there to work in. Must
+    /// be called on a tokio runtime that outlives the target.
+    pub async fn start(spec: &TargetSpec) -> Result<Self, String> {
+        let local = |url: String, ak: &str, sk: &str| {
+            let mut settings = ClientSettings::local(url, ak, sk);
+            settings.region = spec.client.region.clone();
+            settings.path_style = spec.client.path_style.unwrap_or(true);
+            settings.checksums = spec.client.checksums;
+            settings.operation_timeout = spec.client.request_timeout;
+            settings
+        };
+        let (settings, running, bucket) = match spec.kind {
+            Kind::Embedded => {
+                let options = reference::Options {
+                    faults: spec.faults.clone(),
+                    access_key: EMBEDDED_ACCESS_KEY.into(),
+                    secret_key: EMBEDDED_SECRET_KEY.into(),
+                };
+                let server = reference::start(options, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+                    .await
+                    .map_err(|e| format!("starting the embedded server failed: {e}"))?;
+                let settings = local(server.url(), EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY);
+                (settings, Running::Embedded(server), None)
+            }
+            Kind::Process => {
+                let process_spec = spec
+                    .process
+                    .as_ref()
+                    .expect("validated: process has a command");
+                let (ak, sk) = spec
+                    .local_credentials
+                    .as_ref()
+                    .expect("validated: process has credentials");
+                let server = ServerProcess::start(&spec.name, process_spec, &spec.root).await?;
+                let url = format!("http://127.0.0.1:{}", server.port());
+                (local(url, ak, sk), Running::Process(server), None)
+            }
+            Kind::Endpoint => {
+                let endpoint = spec.endpoint.as_ref().expect("validated: endpoint spec");
+                let (ak, sk, token) = endpoint_credentials(spec, endpoint).await?;
+                let url = endpoint
+                    .url
+                    .clone()
+                    .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", spec.client.region));
+                let mut settings = local(url, &ak, &sk);
+                settings.session_token = token;
+                settings.path_style = spec.client.path_style.unwrap_or(endpoint.url.is_some());
+                (settings, Running::Nothing, endpoint.bucket.clone())
+            }
+        };
+        let owns_bucket = bucket.is_none();
+        let store = Store::new(&settings, bucket.unwrap_or_else(fresh_name));
+        let live = Self {
+            spec: spec.clone(),
+            settings,
+            store,
+            owns_bucket,
+            prefix: if owns_bucket {
+                String::new()
+            } else {
+                format!("{}/", fresh_name())
+            },
+            running,
+        };
+        if live.owns_bucket {
+            if let Err(e) = live.store.create_bucket().await {
+                live.shutdown().await;
+                return Err(e);
+            }
+        }
+        Ok(live)
+    }
+
+    /// A client for the run's bucket.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The prefix every key of this run starts with (empty in a bucket of
+    /// the run's own).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    async fn shutdown(self) {
+        match self.running {
+            Running::Nothing => {}
+            Running::Embedded(server) => server.stop(),
+            Running::Process(server) => server.stop(Duration::from_secs(10)).await,
+        }
+    }
+
+    /// Deletes what the run left, the bucket if the run made it, and stops
+    /// what was started. Returns a message for anything it could not remove.
+    pub async fn stop(self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        match self.store.delete_prefix(&self.prefix).await {
+            Ok(_) if self.owns_bucket => {
+                if let Err(e) = self.store.delete_bucket().await {
+                    problems.push(e);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => problems.push(e),
+        }
+        self.shutdown().await;
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_targets_have_one_embedded_target_per_fault() {
+        let t = Targets::builtin();
+        assert_eq!(t.targets[0].name, "embedded");
+        assert!(t.targets[0].faults.is_empty());
+        for f in Fault::ALL {
+            let name = format!("embedded-{f}");
+            let spec = t
+                .targets
+                .iter()
+                .find(|s| s.name == name)
+                .unwrap_or_else(|| panic!("missing {name}"));
+            assert_eq!(spec.faults, vec![f]);
+        }
+    }
+
+    #[test]
+    fn selection_accepts_lists_and_patterns_and_names_the_known_ones() {
+        let t = Targets::builtin();
+        let s = t.select(&["embedded,embedded-racy".into()]).unwrap();
+        assert_eq!(s.len(), 2);
+        let s = t.select(&["embedded-*".into()]).unwrap();
+        assert_eq!(s.len(), Fault::ALL.len());
+        let err = t.select(&["nope".into()]).unwrap_err();
+        assert!(err.contains("unknown target `nope`"), "{err}");
+        assert!(err.contains("embedded-racy"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_fault_is_reported_with_its_place() {
+        let err = Targets::parse(
+            "t.toml",
+            "[[target]]\nname = \"x\"\nkind = \"embedded\"\nfaults = [\"slow\"]\n",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(err.starts_with("t.toml:4:"), "{err}");
+        assert!(err.contains("unknown fault `slow`"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_kind_says_which_kinds_exist() {
+        let err = Targets::parse(
+            "t.toml",
+            "[[target]]\nname = \"x\"\nkind = \"ftp\"\n",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(err.starts_with("t.toml:3:"), "{err}");
+        assert!(err.contains("embedded") && err.contains("process"), "{err}");
+    }
+
+    #[test]
+    fn fields_of_another_kind_are_refused() {
+        let err = Targets::parse(
+            "t.toml",
+            "[[target]]\nname = \"x\"\nkind = \"embedded\"\ncommand = [\"x\"]\n",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("`command` does not apply to kind = \"embedded\""),
+            "{err}"
+        );
+        let err = Targets::parse(
+            "t.toml",
+            "[[target]]\nname = \"x\"\nkind = \"endpoint\"\nurl = \"http://h\"\naccess_key_env = \"A\"\n",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("both `access_key_env` and `secret_key_env`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn glob_patterns_match_as_expected() {
+        assert!(glob_match("minio*", "minio-2024"));
+        assert!(glob_match("*racy", "embedded-racy"));
+        assert!(glob_match("e*-*y", "embedded-racy"));
+        assert!(!glob_match("minio*", "embedded"));
+        assert!(!glob_match("ab*ba", "aba"));
+    }
+}

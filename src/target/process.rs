@@ -1,0 +1,249 @@
+//! Local server processes: started from a command template on a free
+//! loopback port and a fresh folder, waited for, and stopped by process id.
+//!
+//! Each server runs in a process group of its own, so that stopping it stops
+//! whatever it started too; every group is registered so that Ctrl-C (see
+//! [`stop_all`]) and a dropped guard never leave a server behind.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How a process target is started and when it counts as ready.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessSpec {
+    /// Program and arguments; `{port}`, `{dir}` and `{root}` are filled in.
+    pub command: Vec<String>,
+    /// Extra environment, templated the same way.
+    pub env: BTreeMap<String, String>,
+    /// HTTP path that must answer (any status below 500); `None`: the port
+    /// accepting connections is enough.
+    pub ready_path: Option<String>,
+    /// Text the readiness answer must contain, if any.
+    pub ready_body: Option<String>,
+    /// How long to wait for readiness.
+    pub start_timeout: Duration,
+    /// The command that installs the server, for messages.
+    pub install: Option<String>,
+}
+
+/// Process groups of servers that are running, for [`stop_all`].
+static RUNNING: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+fn running() -> std::sync::MutexGuard<'static, Vec<i32>> {
+    RUNNING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Kills every server process group still running (for Ctrl-C).
+pub fn stop_all() {
+    for pgid in running().drain(..) {
+        // SAFETY: kill(2) with a negative pid signals that process group;
+        // the group was created by us for the server.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+}
+
+/// A running server process; stopping it (or dropping it) ends its group and
+/// removes its folder.
+pub struct ServerProcess {
+    child: Child,
+    pgid: i32,
+    dir: PathBuf,
+    log: PathBuf,
+    port: u16,
+}
+
+/// A free port on 127.0.0.1 (bound, read, released).
+fn free_port() -> std::io::Result<u16> {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(l.local_addr()?.port())
+}
+
+fn fill(template: &str, port: u16, dir: &Path, root: &Path) -> String {
+    template
+        .replace("{port}", &port.to_string())
+        .replace("{dir}", &dir.display().to_string())
+        .replace("{root}", &root.display().to_string())
+}
+
+/// Whether `program` can be run: a path that exists, or a name on PATH.
+fn findable(program: &str) -> bool {
+    if program.contains('/') {
+        return Path::new(program).is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()))
+}
+
+/// The last `n` lines of the server's log, one string.
+fn log_tail(log: &Path, n: usize) -> String {
+    let text = std::fs::read(log).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = &lines[lines.len().saturating_sub(n)..];
+    if tail.is_empty() {
+        "(the log is empty)".into()
+    } else {
+        tail.join(" | ")
+    }
+}
+
+/// One readiness probe: the port accepts, and (if asked) the path answers
+/// below 500 with the wanted text.
+fn probe(port: u16, path: Option<&str>, body: Option<&str>) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+        return false;
+    };
+    let Some(path) = path else {
+        return true;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let _ = stream.take(1 << 20).read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    let status: u16 = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (100..500).contains(&status) && body.is_none_or(|b| answer.contains(b))
+}
+
+impl ServerProcess {
+    /// Starts the server and waits until it is ready. `name` is the target's,
+    /// `root` the folder of the targets file.
+    pub async fn start(name: &str, spec: &ProcessSpec, root: &Path) -> Result<Self, String> {
+        let install_hint = spec
+            .install
+            .as_deref()
+            .map(|i| format!("; install it with `{i}`"))
+            .unwrap_or_default();
+        let port = free_port().map_err(|e| format!("no free port on 127.0.0.1: {e}"))?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let dir = std::env::temp_dir().join(format!(
+            "condwrite-{name}-{}-{}",
+            std::process::id(),
+            now.as_nanos()
+        ));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let log = dir.join("server.log");
+        let args: Vec<String> = spec
+            .command
+            .iter()
+            .map(|a| fill(a, port, &dir, root))
+            .collect();
+        if !findable(&args[0]) {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(format!(
+                "`{}` not found: {name} is not installed{install_hint}",
+                args[0]
+            ));
+        }
+        let log_file = std::fs::File::create(&log)
+            .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        let mut command = Command::new(&args[0]);
+        command
+            .args(&args[1..])
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log_file)
+            .process_group(0);
+        for (k, v) in &spec.env {
+            command.env(k, fill(v, port, &dir, root));
+        }
+        let child = command.spawn().map_err(|e| {
+            let _ = std::fs::remove_dir_all(&dir);
+            format!("cannot start `{}`: {e}{install_hint}", args[0])
+        })?;
+        let pgid = child.id() as i32;
+        running().push(pgid);
+        let mut server = Self {
+            child,
+            pgid,
+            dir,
+            log,
+            port,
+        };
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                let tail = log_tail(&server.log, 8);
+                return Err(format!(
+                    "the server exited early ({status}); last log lines: {tail}"
+                ));
+            }
+            let (port, path, body) = (port, spec.ready_path.clone(), spec.ready_body.clone());
+            let ready =
+                tokio::task::spawn_blocking(move || probe(port, path.as_deref(), body.as_deref()))
+                    .await
+                    .unwrap_or(false);
+            if ready {
+                return Ok(server);
+            }
+            if started.elapsed() > spec.start_timeout {
+                let tail = log_tail(&server.log, 8);
+                return Err(format!(
+                    "the server was not ready after {} s; last log lines: {tail}",
+                    spec.start_timeout.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The folder it runs in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: signals the server's own process group.
+        unsafe {
+            libc::kill(-self.pgid, sig);
+        }
+    }
+
+    /// Stops the group: SIGTERM, up to `grace` to exit, then SIGKILL.
+    pub async fn stop(mut self, grace: Duration) {
+        self.signal(libc::SIGTERM);
+        let started = Instant::now();
+        while started.elapsed() < grace {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Drop kills what is left and removes the folder.
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+        running().retain(|p| *p != self.pgid);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

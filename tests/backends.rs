@@ -1,0 +1,133 @@
+//! The catalog against real third-party S3 servers, pinned.
+//!
+//! For every backend in pins/ the whole catalog runs on its process target,
+//! and every verdict must equal its pin. A backend that is not installed
+//! fails the test under CI=true; elsewhere the test says why it skips and
+//! which install command to run.
+
+use std::path::Path;
+
+use condwrite::catalog::Catalog;
+use condwrite::engine;
+use condwrite::report::Verdict;
+use condwrite::target::{LiveTarget, Targets};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PinFile {
+    target: String,
+    version: String,
+    pin: Vec<Pin>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Pin {
+    scenario: String,
+    verdict: Verdict,
+    observed: Option<String>,
+    confirmed: Option<String>,
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn load_pins(backend: &str) -> PinFile {
+    let path = root().join("pins").join(format!("{backend}.toml"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let pins: PinFile = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(pins.target, backend);
+    assert!(!pins.version.is_empty());
+    for p in &pins.pin {
+        if p.verdict != Verdict::Pass {
+            assert!(
+                p.observed.as_deref().is_some_and(|s| !s.is_empty())
+                    && p.confirmed.as_deref().is_some_and(|s| !s.is_empty()),
+                "{backend} / {}: a non-pass pin needs `observed` and `confirmed`",
+                p.scenario
+            );
+        }
+    }
+    pins
+}
+
+/// Runs the catalog on `backend` and compares every cell with its pin.
+async fn check_backend(backend: &str) {
+    let pins = load_pins(backend);
+    let catalog = Catalog::builtin().unwrap();
+    for s in &catalog.scenarios {
+        assert!(
+            pins.pin.iter().any(|p| p.scenario == s.id),
+            "{backend}: scenario `{}` has no pin in pins/{backend}.toml",
+            s.id
+        );
+    }
+    let targets = Targets::load(&root().join("targets.toml")).unwrap();
+    let spec = targets.select(&[backend.to_owned()]).unwrap().remove(0);
+    let live = match LiveTarget::start(&spec).await {
+        Ok(live) => live,
+        Err(e) if std::env::var("CI").as_deref() != Ok("true") && e.contains("not installed") => {
+            eprintln!("skipping {backend}: {e}");
+            return;
+        }
+        Err(e) => panic!("{backend} did not start: {e}"),
+    };
+    let mut mismatches = Vec::new();
+    for scenario in &catalog.scenarios {
+        let prefix = format!("{}pins/{}/", live.prefix(), scenario.id);
+        let j = engine::run(live.store(), scenario, &prefix).await;
+        let pin = pins.pin.iter().find(|p| p.scenario == scenario.id).unwrap();
+        if j.verdict != pin.verdict {
+            mismatches.push(format!(
+                "{} pinned {} but got {}: {}",
+                scenario.id, pin.verdict, j.verdict, j.reason
+            ));
+        }
+    }
+    let left = live.store().list(live.prefix()).await;
+    live.stop().await.expect("clean-up");
+    assert!(
+        mismatches.is_empty(),
+        "{backend}:\n  {}",
+        mismatches.join("\n  ")
+    );
+    assert_eq!(
+        left.map(|l| l.len()),
+        Ok(0),
+        "{backend}: objects left behind"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn moto_matches_its_pins() {
+    check_backend("moto").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3rver_matches_its_pins() {
+    check_backend("s3rver").await;
+}
+
+#[test]
+fn every_pin_file_names_a_known_target_and_known_scenarios() {
+    let catalog = Catalog::builtin().unwrap();
+    let targets = Targets::load(&root().join("targets.toml")).unwrap();
+    for entry in std::fs::read_dir(root().join("pins")).unwrap() {
+        let path = entry.unwrap().path();
+        let backend = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        let pins = load_pins(&backend);
+        assert!(
+            targets.select(std::slice::from_ref(&backend)).is_ok(),
+            "{backend}: no such target"
+        );
+        for p in &pins.pin {
+            assert!(
+                catalog.scenarios.iter().any(|s| s.id == p.scenario),
+                "{backend}: pin for unknown scenario `{}`",
+                p.scenario
+            );
+        }
+    }
+}
