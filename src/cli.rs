@@ -264,7 +264,29 @@ fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
     });
     let live: Vec<(String, Arc<Result<LiveTarget, String>>)> = runtime.block_on(async {
         let mut out = Vec::new();
+        // One Docker check for all container targets, said once.
+        let containers: Vec<&str> = needed
+            .iter()
+            .filter(|t| t.kind == target::Kind::Container)
+            .map(|t| t.name.as_str())
+            .collect();
+        let docker = if containers.is_empty() {
+            Ok(())
+        } else {
+            target::container::docker_preflight().await
+        };
+        if let Err(e) = &docker {
+            eprintln!(
+                "error: {e} (target{} {} marked error)",
+                if containers.len() == 1 { "" } else { "s" },
+                containers.join(", ")
+            );
+        }
         for spec in &needed {
+            if let (target::Kind::Container, Err(e)) = (spec.kind, &docker) {
+                out.push((spec.name.clone(), Arc::new(Err(e.clone()))));
+                continue;
+            }
             if !matrix_to_stderr {
                 eprintln!("    Starting target {} ({})", spec.name, spec.kind);
             }
@@ -319,9 +341,15 @@ fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
                         None => return Err(Failed::from("the target was not started")),
                     };
                     let outcome = if cell.verdict.fails(strict) {
+                        let reason = match live_target.as_deref() {
+                            Some(Err(_)) => {
+                                "the target did not start (the reason is printed after the matrix)"
+                            }
+                            _ => cell.reason.as_str(),
+                        };
                         Err(Failed::from(format!(
-                            "{} on {}: {}",
-                            cell.verdict, cell.target, cell.reason
+                            "{} on {}: {reason}",
+                            cell.verdict, cell.target
                         )))
                     } else {
                         Ok(())

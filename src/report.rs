@@ -157,17 +157,45 @@ impl Report {
         table.to_string()
     }
 
-    /// One line per cell that is not `pass`: `target / scenario: verdict: reason`.
+    /// One line per cell that is not `pass`: `target / scenario: verdict:
+    /// reason`. Targets whose every cell has the same verdict and reason
+    /// (a target that did not start) share one line.
     pub fn reasons(&self) -> Vec<String> {
         let mut out = Vec::new();
+        let mut uniform: Vec<(Verdict, &str, Vec<&str>, usize)> = Vec::new();
         for t in &self.targets {
-            for s in &self.scenarios {
-                if let Some(c) = self.cell(t, &s.id) {
-                    if c.verdict != Verdict::Pass {
-                        out.push(format!("{t} / {}: {}: {}", s.id, c.verdict, c.reason));
-                    }
+            let cells: Vec<&CellResult> = self
+                .scenarios
+                .iter()
+                .filter_map(|s| self.cell(t, &s.id))
+                .collect();
+            let same = cells.len() > 1
+                && cells
+                    .iter()
+                    .all(|c| c.verdict == cells[0].verdict && c.reason == cells[0].reason)
+                && cells[0].verdict != Verdict::Pass;
+            if same {
+                let (v, r) = (cells[0].verdict, cells[0].reason.as_str());
+                match uniform
+                    .iter_mut()
+                    .find(|u| u.0 == v && u.1 == r && u.3 == cells.len())
+                {
+                    Some(u) => u.2.push(t),
+                    None => uniform.push((v, r, vec![t], cells.len())),
+                }
+                continue;
+            }
+            for c in cells {
+                if c.verdict != Verdict::Pass {
+                    out.push(format!("{t} / {}: {}: {}", c.scenario, c.verdict, c.reason));
                 }
             }
+        }
+        for (verdict, reason, targets, n) in uniform {
+            out.push(format!(
+                "{}: all {n} cells {verdict}: {reason}",
+                targets.join(", ")
+            ));
         }
         out
     }
@@ -249,6 +277,28 @@ mod tests {
                 "y / a: deviates: because deviates".to_string()
             ]
         );
+    }
+
+    #[test]
+    fn targets_whose_cells_all_failed_alike_share_one_line() {
+        let mut r = report();
+        r.targets.push("z".into());
+        r.targets.push("w".into());
+        for t in ["z", "w"] {
+            for s in ["a", "b"] {
+                r.results.push(CellResult {
+                    target: t.into(),
+                    scenario: s.into(),
+                    verdict: Verdict::Error,
+                    reason: "no Docker".into(),
+                    duration_ms: 0,
+                    evidence: vec![],
+                });
+            }
+        }
+        let lines = r.reasons();
+        assert_eq!(lines.last().unwrap(), "z, w: all 2 cells error: no Docker");
+        assert_eq!(lines.len(), 3, "{lines:?}");
     }
 
     #[test]

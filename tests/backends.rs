@@ -106,6 +106,16 @@ async fn moto_matches_its_pins() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn localstack_matches_its_pins() {
+    check_backend("localstack").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ceph_rgw_matches_its_pins() {
+    check_backend("ceph-rgw").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s3rver_matches_its_pins() {
     check_backend("s3rver").await;
 }

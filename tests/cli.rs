@@ -263,3 +263,36 @@ fn serve_on_a_busy_port_says_what_to_do() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn minio_without_a_docker_engine_fails_cleanly_in_one_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_condwrite"))
+        .args(["--target", "minio*"])
+        .current_dir(std::env::temp_dir())
+        // No engine at this address, whatever the machine has.
+        .env("DOCKER_HOST", "unix:///nonexistent/condwrite/docker.sock")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(101));
+    assert_no_panic(&out);
+    let stderr = text(&out.stderr);
+    let docker_lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: no Docker engine answers"))
+        .collect();
+    assert_eq!(docker_lines.len(), 1, "{stderr}");
+    assert!(docker_lines[0].contains("start Docker"), "{stderr}");
+    for t in [
+        "minio",
+        "minio-2025-07",
+        "minio-2024-08",
+        "minio-2024-01",
+        "minio-2022-10",
+    ] {
+        assert!(docker_lines[0].contains(t), "{stderr}");
+    }
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("35 error"), "{stdout}");
+    assert!(stdout.contains("all 7 cells error"), "{stdout}");
+}

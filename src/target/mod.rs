@@ -5,6 +5,7 @@
 //! [`LiveTarget::stop`] removes that bucket and stops whatever was started.
 //! This module knows nothing about scenarios.
 
+pub mod container;
 pub mod process;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use toml::Spanned;
 
 use crate::reference::{self, Fault, RunningServer};
 use crate::store::{ChecksumMode, ClientSettings, Store};
+use container::{ContainerSpec, RunningContainer};
 use process::{ProcessSpec, ServerProcess};
 
 /// The targets.toml shipped with condwrite (used when no file is given and
@@ -38,6 +40,8 @@ pub enum Kind {
     Embedded,
     /// A local server the harness starts from a command.
     Process,
+    /// An image started through testcontainers (needs a Docker engine).
+    Container,
     /// An existing service: AWS S3, or any S3-compatible URL.
     Endpoint,
 }
@@ -47,6 +51,7 @@ impl fmt::Display for Kind {
         f.write_str(match self {
             Kind::Embedded => "embedded",
             Kind::Process => "process",
+            Kind::Container => "container",
             Kind::Endpoint => "endpoint",
         })
     }
@@ -89,7 +94,10 @@ pub struct TargetSpec {
     pub faults: Vec<Fault>,
     /// How to start a `process` target.
     pub process: Option<ProcessSpec>,
-    /// Credentials of a `process` target (its own throwaway pair).
+    /// How to start a `container` target.
+    pub container: Option<ContainerSpec>,
+    /// Credentials of a `process` or `container` target (the local server's
+    /// own throwaway pair).
     pub local_credentials: Option<(String, String)>,
     /// Where an `endpoint` target is.
     pub endpoint: Option<EndpointSpec>,
@@ -120,9 +128,16 @@ struct RawTarget {
     ready_path: Option<String>,
     ready_body: Option<String>,
     start_timeout_s: Option<u64>,
+    stop_timeout_s: Option<u64>,
     install: Option<String>,
     access_key: Option<String>,
     secret_key: Option<String>,
+    preset: Option<String>,
+    image: Option<String>,
+    tag: Option<String>,
+    container_port: Option<u16>,
+    container_args: Option<Vec<String>>,
+    ready_log: Option<String>,
     url: Option<String>,
     bucket: Option<String>,
     access_key_env: Option<String>,
@@ -136,34 +151,34 @@ struct RawTarget {
 /// Fields that only some kinds take, for the check that each entry uses
 /// only its own.
 fn foreign_fields(kind: Kind, t: &RawTarget) -> Vec<&'static str> {
-    let process = [
-        ("command", t.command.is_some()),
-        ("env", !t.env.is_empty()),
-        ("ready_path", t.ready_path.is_some()),
-        ("ready_body", t.ready_body.is_some()),
-        ("start_timeout_s", t.start_timeout_s.is_some()),
-        ("install", t.install.is_some()),
-        ("access_key", t.access_key.is_some()),
-        ("secret_key", t.secret_key.is_some()),
+    use Kind::{Container as C, Embedded as E, Endpoint as N, Process as P};
+    let fields: [(&str, bool, &[Kind]); 20] = [
+        ("faults", t.faults.is_some(), &[E]),
+        ("command", t.command.is_some(), &[P]),
+        ("env", !t.env.is_empty(), &[P, C]),
+        ("ready_path", t.ready_path.is_some(), &[P]),
+        ("ready_body", t.ready_body.is_some(), &[P]),
+        ("start_timeout_s", t.start_timeout_s.is_some(), &[P, C]),
+        ("stop_timeout_s", t.stop_timeout_s.is_some(), &[P]),
+        ("install", t.install.is_some(), &[P]),
+        ("access_key", t.access_key.is_some(), &[P, C]),
+        ("secret_key", t.secret_key.is_some(), &[P, C]),
+        ("preset", t.preset.is_some(), &[C]),
+        ("image", t.image.is_some(), &[C]),
+        ("tag", t.tag.is_some(), &[C]),
+        ("container_port", t.container_port.is_some(), &[C]),
+        ("container_args", t.container_args.is_some(), &[C]),
+        ("ready_log", t.ready_log.is_some(), &[C]),
+        ("url", t.url.is_some(), &[N]),
+        ("bucket", t.bucket.is_some(), &[N]),
+        ("access_key_env", t.access_key_env.is_some(), &[N]),
+        ("secret_key_env", t.secret_key_env.is_some(), &[N]),
     ];
-    let endpoint = [
-        ("url", t.url.is_some()),
-        ("bucket", t.bucket.is_some()),
-        ("access_key_env", t.access_key_env.is_some()),
-        ("secret_key_env", t.secret_key_env.is_some()),
-    ];
-    let embedded = [("faults", t.faults.is_some())];
-    let mut out = Vec::new();
-    if kind != Kind::Process {
-        out.extend(process.iter().filter(|f| f.1).map(|f| f.0));
-    }
-    if kind != Kind::Endpoint {
-        out.extend(endpoint.iter().filter(|f| f.1).map(|f| f.0));
-    }
-    if kind != Kind::Embedded {
-        out.extend(embedded.iter().filter(|f| f.1).map(|f| f.0));
-    }
-    out
+    fields
+        .iter()
+        .filter(|(_, present, kinds)| *present && !kinds.contains(&kind))
+        .map(|(name, _, _)| *name)
+        .collect()
 }
 
 /// All targets of a targets file.
@@ -246,10 +261,11 @@ impl Targets {
             let process = match (t.kind, t.command) {
                 (Kind::Process, Some(command)) if !command.is_empty() => Some(ProcessSpec {
                     command,
-                    env: t.env,
+                    env: t.env.clone(),
                     ready_path: t.ready_path,
                     ready_body: t.ready_body,
                     start_timeout: Duration::from_secs(t.start_timeout_s.unwrap_or(60)),
+                    stop_timeout: Duration::from_secs(t.stop_timeout_s.unwrap_or(10)),
                     install: t.install,
                 }),
                 (Kind::Process, _) => {
@@ -261,12 +277,64 @@ impl Targets {
                 _ => None,
             };
             let local_credentials = match (t.kind, t.access_key, t.secret_key) {
-                (Kind::Process, Some(a), Some(s)) => Some((a, s)),
-                (Kind::Process, _, _) => {
+                (Kind::Process | Kind::Container, Some(a), Some(s)) => Some((a, s)),
+                (Kind::Process | Kind::Container, _, _) => {
                     return Err(at(
                         Some(entry_span),
-                        &format!("target `{name}`: a process target needs `access_key` and `secret_key` (the local server's own pair)"),
+                        &format!("target `{name}`: a {} target needs `access_key` and `secret_key` (the local server's own pair)", t.kind),
                     ))
+                }
+                _ => None,
+            };
+            let container = match t.kind {
+                Kind::Container => {
+                    let (Some(image), Some(tag)) = (t.image, t.tag) else {
+                        return Err(at(
+                            Some(entry_span),
+                            &format!("target `{name}`: a container target needs `image` and `tag`"),
+                        ));
+                    };
+                    let (ak, sk) = local_credentials.clone().expect("checked above");
+                    let mut spec = match t.preset.as_deref() {
+                        Some("minio") => ContainerSpec::minio(image, tag, &ak, &sk),
+                        Some(other) => return Err(at(
+                            Some(entry_span),
+                            &format!(
+                                "target `{name}`: unknown preset `{other}`; known presets: minio"
+                            ),
+                        )),
+                        None => {
+                            let Some(port) = t.container_port else {
+                                return Err(at(
+                                    Some(entry_span),
+                                    &format!("target `{name}`: a container without a preset needs `container_port` (the S3 port inside it)"),
+                                ));
+                            };
+                            ContainerSpec {
+                                image,
+                                tag,
+                                port,
+                                args: Vec::new(),
+                                env: BTreeMap::new(),
+                                ready_log: None,
+                                start_timeout: Duration::from_secs(180),
+                            }
+                        }
+                    };
+                    if let Some(port) = t.container_port {
+                        spec.port = port;
+                    }
+                    if let Some(args) = t.container_args {
+                        spec.args = args;
+                    }
+                    if t.ready_log.is_some() {
+                        spec.ready_log = t.ready_log;
+                    }
+                    spec.env.extend(t.env.clone());
+                    if let Some(s) = t.start_timeout_s {
+                        spec.start_timeout = Duration::from_secs(s);
+                    }
+                    Some(spec)
                 }
                 _ => None,
             };
@@ -299,6 +367,7 @@ impl Targets {
                 description: t.description,
                 faults,
                 process,
+                container,
                 local_credentials,
                 endpoint,
                 client: ClientOptions {
@@ -421,6 +490,7 @@ enum Running {
     Nothing,
     Embedded(RunningServer),
     Process(ServerProcess),
+    Container(Box<RunningContainer>),
 }
 
 impl fmt::Debug for LiveTarget {
@@ -523,6 +593,17 @@ impl LiveTarget {
                 let url = format!("http://127.0.0.1:{}", server.port());
                 (local(url, ak, sk), Running::Process(server), None)
             }
+            Kind::Container => {
+                let container_spec = spec.container.as_ref().expect("validated: container spec");
+                let (ak, sk) = spec
+                    .local_credentials
+                    .as_ref()
+                    .expect("validated: container has credentials");
+                container::docker_preflight().await?;
+                let running = RunningContainer::start(container_spec).await?;
+                let url = format!("http://127.0.0.1:{}", running.port());
+                (local(url, ak, sk), Running::Container(Box::new(running)), None)
+            }
             Kind::Endpoint => {
                 let endpoint = spec.endpoint.as_ref().expect("validated: endpoint spec");
                 let (ak, sk, token) = endpoint_credentials(spec, endpoint).await?;
@@ -552,8 +633,11 @@ impl LiveTarget {
         };
         if live.owns_bucket {
             if let Err(e) = live.store.create_bucket().await {
-                live.shutdown().await;
-                return Err(e);
+                let stopped = live.shutdown().await;
+                return Err(match stopped {
+                    Ok(()) => e,
+                    Err(s) => format!("{e}; {s}"),
+                });
             }
         }
         Ok(live)
@@ -570,12 +654,27 @@ impl LiveTarget {
         &self.prefix
     }
 
-    async fn shutdown(self) {
+    /// Stops what was started; says what it could not stop.
+    async fn shutdown(self) -> Result<(), String> {
         match self.running {
             Running::Nothing => {}
             Running::Embedded(server) => server.stop(),
-            Running::Process(server) => server.stop(Duration::from_secs(10)).await,
+            Running::Process(server) => {
+                let grace = self
+                    .spec
+                    .process
+                    .as_ref()
+                    .map_or(Duration::from_secs(10), |p| p.stop_timeout);
+                server.stop(grace).await
+            }
+            Running::Container(container) => {
+                container
+                    .stop()
+                    .await
+                    .map_err(|e| format!("removing the container failed: {e}"))?;
+            }
         }
+        Ok(())
     }
 
     /// Deletes what the run left, the bucket if the run made it, and stops
@@ -591,7 +690,9 @@ impl LiveTarget {
             Ok(_) => {}
             Err(e) => problems.push(e),
         }
-        self.shutdown().await;
+        if let Err(e) = self.shutdown().await {
+            problems.push(e);
+        }
         if problems.is_empty() {
             Ok(())
         } else {

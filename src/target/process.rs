@@ -28,6 +28,8 @@ pub struct ProcessSpec {
     pub ready_body: Option<String>,
     /// How long to wait for readiness.
     pub start_timeout: Duration,
+    /// How long the server may take to stop before it is killed.
+    pub stop_timeout: Duration,
     /// The command that installs the server, for messages.
     pub install: Option<String>,
 }
@@ -225,9 +227,14 @@ impl ServerProcess {
         }
     }
 
-    /// Stops the group: SIGTERM, up to `grace` to exit, then SIGKILL.
+    /// Stops the server: SIGTERM to the process it started (so a wrapper
+    /// script can stop its daemons in order), up to `grace` for it to exit,
+    /// then SIGKILL to the whole group.
     pub async fn stop(mut self, grace: Duration) {
-        self.signal(libc::SIGTERM);
+        // SAFETY: signals the server's own leading process.
+        unsafe {
+            libc::kill(self.pgid, libc::SIGTERM);
+        }
         let started = Instant::now();
         while started.elapsed() < grace {
             if let Ok(Some(_)) = self.child.try_wait() {

@@ -1,0 +1,89 @@
+//! Endpoint targets: an existing service, credentials from the environment,
+//! a given bucket used under a fresh prefix and never created or deleted.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use condwrite::catalog::Catalog;
+use condwrite::engine;
+use condwrite::report::Verdict;
+use condwrite::store::{ClientSettings, Store};
+use condwrite::target::{LiveTarget, Targets, EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY};
+
+fn endpoint(entry: &str) -> condwrite::target::TargetSpec {
+    let text = format!("[[target]]\nname = \"ep\"\nkind = \"endpoint\"\n{entry}\n");
+    Targets::parse("test.toml", &text, Path::new("."))
+        .unwrap()
+        .targets
+        .remove(0)
+}
+
+#[tokio::test]
+async fn unset_credential_variables_are_named() {
+    let s = endpoint(
+        "url = \"http://127.0.0.1:9\"\naccess_key_env = \"CONDWRITE_TEST_UNSET_AK\"\nsecret_key_env = \"CONDWRITE_TEST_UNSET_SK\"",
+    );
+    let err = LiveTarget::start(&s).await.unwrap_err();
+    assert!(err.contains("$CONDWRITE_TEST_UNSET_AK"), "{err}");
+    assert!(err.contains("not set"), "{err}");
+}
+
+#[test]
+fn a_given_bucket_is_used_under_a_prefix_and_kept() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_condwrite"))
+        .args(["serve", "--port", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    // The credentials come from variables the entry names, as for R2.
+    std::env::set_var("CONDWRITE_TEST_EP_AK", EMBEDDED_ACCESS_KEY);
+    std::env::set_var("CONDWRITE_TEST_EP_SK", EMBEDDED_SECRET_KEY);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let result = runtime.block_on(async {
+        let owner = Store::new(
+            &ClientSettings::local(url.clone(), EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY),
+            "given-bucket",
+        );
+        owner.create_bucket().await.unwrap();
+        let s = endpoint(&format!(
+            "url = \"{url}\"\nbucket = \"given-bucket\"\naccess_key_env = \"CONDWRITE_TEST_EP_AK\"\nsecret_key_env = \"CONDWRITE_TEST_EP_SK\""
+        ));
+        let live = LiveTarget::start(&s).await.unwrap();
+        assert!(!live.prefix().is_empty(), "a shared bucket needs a run prefix");
+        assert_eq!(live.store().bucket(), "given-bucket");
+        let catalog = Catalog::builtin().unwrap();
+        let mut verdicts = Vec::new();
+        for scenario in &catalog.scenarios {
+            let prefix = format!("{}{}/", live.prefix(), scenario.id);
+            let j = engine::run(live.store(), scenario, &prefix).await;
+            verdicts.push((scenario.id.clone(), j.verdict, j.reason));
+        }
+        live.stop().await.unwrap();
+        // The bucket is still there (stop deleted no bucket) and empty.
+        let left = owner.list("").await.unwrap();
+        let delete = owner.delete_bucket().await;
+        (verdicts, left, delete)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let (verdicts, left, delete) = result;
+    for (id, verdict, reason) in verdicts {
+        assert_eq!(verdict, Verdict::Pass, "{id}: {reason}");
+    }
+    assert!(left.is_empty(), "{left:?}");
+    assert!(
+        delete.is_ok(),
+        "the given bucket was removed by the run: {delete:?}"
+    );
+}
