@@ -565,7 +565,7 @@ fn grade_race(rounds: &[RoundSeen], allowed_winners: u32, loser_status: &[u16]) 
         statuses.join("/")
     );
     let mut verdict = Verdict::Pass;
-    let mut notes: Vec<String> = Vec::new();
+    let mut notes: Vec<(u32, String)> = Vec::new();
     let mut per_round = Vec::new();
     let mut overrun = 0;
     for r in rounds {
@@ -584,7 +584,7 @@ fn grade_race(rounds: &[RoundSeen], allowed_winners: u32, loser_status: &[u16]) 
         }
         let mut note = |v: Verdict, text: String| {
             round_verdict = round_verdict.max(v);
-            notes.push(format!("round {}: {text}", r.round));
+            notes.push((r.round, text));
         };
         let holder = r
             .results
@@ -672,9 +672,24 @@ fn grade_race(rounds: &[RoundSeen], allowed_winners: u32, loser_status: &[u16]) 
             rounds.len()
         ));
     }
-    if !notes.is_empty() {
-        reason.push_str("; ");
-        reason.push_str(&notes.join("; "));
+    // The same observation in several rounds is said once, with its rounds.
+    let mut grouped: Vec<(Vec<u32>, &str)> = Vec::new();
+    for (round, text) in &notes {
+        match grouped.iter_mut().find(|(_, t)| t == text) {
+            Some((rounds, _)) => rounds.push(*round),
+            None => grouped.push((vec![*round], text)),
+        }
+    }
+    for (seen_in, text) in grouped {
+        let which = if seen_in.len() == rounds.len() && rounds.len() > 1 {
+            "every round".to_owned()
+        } else if seen_in.len() == 1 {
+            format!("round {}", seen_in[0])
+        } else {
+            let list: Vec<String> = seen_in.iter().map(u32::to_string).collect();
+            format!("rounds {}", list.join(", "))
+        };
+        reason.push_str(&format!("; {which}: {text}"));
     }
     Graded::new(verdict, reason)
 }
@@ -857,5 +872,16 @@ mod tests {
         assert_eq!(g.verdict, Verdict::Deviates, "{}", g.reason);
         let g = grade_race(&[round(&[], None, 501)], 1, &[412, 409]);
         assert_eq!(g.verdict, Verdict::Unsupported, "{}", g.reason);
+        let g = grade_race(
+            &[round(&[], None, 412), round(&[], None, 412)],
+            1,
+            &[412, 409],
+        );
+        assert_eq!(g.verdict, Verdict::Deviates, "{}", g.reason);
+        assert!(
+            g.reason.ends_with("; every round: no racer won: 4× 412"),
+            "{}",
+            g.reason
+        );
     }
 }

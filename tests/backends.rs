@@ -116,6 +116,11 @@ async fn ceph_rgw_matches_its_pins() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3s_fs_matches_its_pins() {
+    check_backend("s3s-fs").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s3rver_matches_its_pins() {
     check_backend("s3rver").await;
 }

@@ -297,12 +297,14 @@ impl Targets {
                     let (ak, sk) = local_credentials.clone().expect("checked above");
                     let mut spec = match t.preset.as_deref() {
                         Some("minio") => ContainerSpec::minio(image, tag, &ak, &sk),
-                        Some(other) => return Err(at(
-                            Some(entry_span),
-                            &format!(
+                        Some(other) => {
+                            return Err(at(
+                                Some(entry_span),
+                                &format!(
                                 "target `{name}`: unknown preset `{other}`; known presets: minio"
                             ),
-                        )),
+                            ))
+                        }
                         None => {
                             let Some(port) = t.container_port else {
                                 return Err(at(
@@ -602,7 +604,11 @@ impl LiveTarget {
                 container::docker_preflight().await?;
                 let running = RunningContainer::start(container_spec).await?;
                 let url = format!("http://127.0.0.1:{}", running.port());
-                (local(url, ak, sk), Running::Container(Box::new(running)), None)
+                (
+                    local(url, ak, sk),
+                    Running::Container(Box::new(running)),
+                    None,
+                )
             }
             Kind::Endpoint => {
                 let endpoint = spec.endpoint.as_ref().expect("validated: endpoint spec");
