@@ -70,3 +70,66 @@ async fn a_process_target_runs_the_catalog_and_is_stopped() {
     let refused = std::net::TcpStream::connect(addr).is_err();
     assert!(refused, "the server still accepts connections after stop");
 }
+
+/// Ctrl-C while a server starts: condwrite stops it, removes its folder and
+/// exits 130, as a shell does.
+#[test]
+fn ctrl_c_stops_the_servers_the_run_started() {
+    use std::process::{Command, Stdio};
+    let dir = std::env::temp_dir().join(format!("condwrite-test-{}-sigint", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let marker = format!("{}.{}", 40 + std::process::id() % 50, std::process::id());
+    std::fs::write(
+        dir.join("targets.toml"),
+        format!(
+            "[[target]]\nname = \"slow\"\nkind = \"process\"\ncommand = [\"sleep\", \"{marker}\"]\n\
+             ready_path = \"/\"\nstart_timeout_s = 60\naccess_key = \"a\"\nsecret_key = \"b\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_condwrite"))
+        .args(["--target", "slow"])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let running = || {
+        Command::new("pgrep")
+            .args(["-f", &format!("sleep {marker}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    let started = Instant::now();
+    while !running() && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(running(), "the server never started");
+    // SAFETY: sends SIGINT to the child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: stopped the servers"),
+        "{stderr}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!running(), "the server outlived condwrite");
+    let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("condwrite-slow-{}-", child.id()))
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -34,21 +34,24 @@ pub struct ProcessSpec {
     pub install: Option<String>,
 }
 
-/// Process groups of servers that are running, for [`stop_all`].
-static RUNNING: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+/// Process groups (and folders) of servers that are running, for
+/// [`stop_all`].
+static RUNNING: Mutex<Vec<(i32, PathBuf)>> = Mutex::new(Vec::new());
 
-fn running() -> std::sync::MutexGuard<'static, Vec<i32>> {
+fn running() -> std::sync::MutexGuard<'static, Vec<(i32, PathBuf)>> {
     RUNNING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Kills every server process group still running (for Ctrl-C).
+/// Kills every server process group still running and removes its folder
+/// (for Ctrl-C, where no destructor runs).
 pub fn stop_all() {
-    for pgid in running().drain(..) {
+    for (pgid, dir) in running().drain(..) {
         // SAFETY: kill(2) with a negative pid signals that process group;
         // the group was created by us for the server.
         unsafe {
             libc::kill(-pgid, libc::SIGKILL);
         }
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
 
@@ -175,7 +178,7 @@ impl ServerProcess {
             format!("cannot start `{}`: {e}{install_hint}", args[0])
         })?;
         let pgid = child.id() as i32;
-        running().push(pgid);
+        running().push((pgid, dir.clone()));
         let mut server = Self {
             child,
             pgid,
@@ -250,7 +253,7 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.signal(libc::SIGKILL);
         let _ = self.child.wait();
-        running().retain(|p| *p != self.pgid);
+        running().retain(|(p, _)| *p != self.pgid);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
