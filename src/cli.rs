@@ -13,7 +13,6 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 use libtest_mimic::{Arguments, Failed, FormatSetting, Trial};
@@ -194,19 +193,6 @@ fn load_targets(file: Option<&Path>) -> Result<Targets, String> {
     }
 }
 
-/// A key prefix no other run uses: `run-<seconds>-<nanos>-<pid>/`.
-fn run_prefix() -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    format!(
-        "run-{}-{}-{}/",
-        now.as_secs(),
-        now.subsec_nanos(),
-        std::process::id()
-    )
-}
-
 fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
     let catalog = match &cli.suites {
         Some(dir) => Catalog::load_dir(dir),
@@ -300,7 +286,7 @@ fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
     });
 
     let results: Arc<Mutex<Vec<CellResult>>> = Arc::default();
-    let prefix = run_prefix();
+    let prefix = format!("{}/", target::fresh_name("run"));
     let strict = cli.strict;
     let mut trials = Vec::new();
     for spec in &selected {

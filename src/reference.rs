@@ -202,6 +202,25 @@ impl Reference {
         self.faults.contains(&fault)
     }
 
+    /// The object a GetObject or HeadObject answers with, after AWS's checks
+    /// of its conditional headers.
+    fn read(
+        &self,
+        bucket: &str,
+        key: &str,
+        headers: &http::HeaderMap,
+        if_modified_since: Option<&Timestamp>,
+        if_unmodified_since: Option<&Timestamp>,
+    ) -> S3Result<Object> {
+        let obj = {
+            let mut state = self.lock();
+            let bucket = bucket_mut(&mut state, bucket)?;
+            bucket.objects.get(key).cloned().ok_or_else(no_such_key)?
+        };
+        check_read(headers, if_modified_since, if_unmodified_since, &obj)?;
+        Ok(obj)
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave a half-written object
         // (every mutation is one map insert), so a poisoned lock is usable.
@@ -503,20 +522,12 @@ impl S3 for Reference {
         req: S3Request<dto::GetObjectInput>,
     ) -> S3Result<S3Response<dto::GetObjectOutput>> {
         let input = &req.input;
-        let obj = {
-            let mut state = self.lock();
-            let bucket = bucket_mut(&mut state, &input.bucket)?;
-            bucket
-                .objects
-                .get(&input.key)
-                .cloned()
-                .ok_or_else(no_such_key)?
-        };
-        check_read(
+        let obj = self.read(
+            &input.bucket,
+            &input.key,
             &req.headers,
             input.if_modified_since.as_ref(),
             input.if_unmodified_since.as_ref(),
-            &obj,
         )?;
         let len = obj.body.len() as i64;
         let body = obj.body.clone();
@@ -535,20 +546,12 @@ impl S3 for Reference {
         req: S3Request<dto::HeadObjectInput>,
     ) -> S3Result<S3Response<dto::HeadObjectOutput>> {
         let input = &req.input;
-        let obj = {
-            let mut state = self.lock();
-            let bucket = bucket_mut(&mut state, &input.bucket)?;
-            bucket
-                .objects
-                .get(&input.key)
-                .cloned()
-                .ok_or_else(no_such_key)?
-        };
-        check_read(
+        let obj = self.read(
+            &input.bucket,
+            &input.key,
             &req.headers,
             input.if_modified_since.as_ref(),
             input.if_unmodified_since.as_ref(),
-            &obj,
         )?;
         Ok(S3Response::new(dto::HeadObjectOutput {
             content_length: Some(obj.body.len() as i64),

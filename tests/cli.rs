@@ -1,6 +1,7 @@
 //! The `condwrite` binary as a user runs it.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
@@ -197,22 +198,8 @@ fn list_names_every_trial_without_running_any() {
 
 #[test]
 fn serve_runs_a_reference_server_that_an_sdk_client_can_use() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_condwrite"))
-        .args(["serve", "--port", "0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve starts");
-    // Keep the pipe open while the server runs: it prints more lines.
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    let url = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://127.0.0.1:"))
-        .unwrap_or_else(|| panic!("no URL in {first:?}"))
-        .to_owned();
+    let served = common::Served::start();
+    let url = served.url.clone();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let result = runtime.block_on(async {
         let settings = ClientSettings::local(url, EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY);
@@ -237,8 +224,7 @@ fn serve_runs_a_reference_server_that_an_sdk_client_can_use() {
         let read = store.get("k", &Precondition::none()).await.unwrap();
         (first, second, read)
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(served);
     let (first, second, read) = result;
     assert_eq!(first.status, 200);
     // MD5 of "one", quoted, as AWS makes a single-part ETag.

@@ -1,9 +1,9 @@
 //! Endpoint targets: an existing service, credentials from the environment,
 //! a given bucket used under a fresh prefix and never created or deleted.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use condwrite::catalog::Catalog;
 use condwrite::engine;
@@ -31,21 +31,8 @@ async fn unset_credential_variables_are_named() {
 
 #[test]
 fn a_given_bucket_is_used_under_a_prefix_and_kept() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_condwrite"))
-        .args(["serve", "--port", "0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_owned();
+    let served = common::Served::start();
+    let url = served.url.clone();
     // The credentials come from variables the entry names, as for R2.
     std::env::set_var("CONDWRITE_TEST_EP_AK", EMBEDDED_ACCESS_KEY);
     std::env::set_var("CONDWRITE_TEST_EP_SK", EMBEDDED_SECRET_KEY);
@@ -75,8 +62,7 @@ fn a_given_bucket_is_used_under_a_prefix_and_kept() {
         let delete = owner.delete_bucket().await;
         (verdicts, left, delete)
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(served);
     let (verdicts, left, delete) = result;
     for (id, verdict, reason) in verdicts {
         assert_eq!(verdict, Verdict::Pass, "{id}: {reason}");

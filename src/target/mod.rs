@@ -504,13 +504,14 @@ impl fmt::Debug for LiveTarget {
     }
 }
 
-/// A name no earlier run used: `condwrite-<seconds>-<nanos>-<pid>`.
-fn fresh_name() -> String {
+/// A name no earlier run used: `<start>-<seconds>-<nanos>-<pid>`, for
+/// buckets and key prefixes.
+pub fn fresh_name(start: &str) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     format!(
-        "condwrite-{}-{}-{}",
+        "{start}-{}-{}-{}",
         now.as_secs(),
         now.subsec_nanos(),
         std::process::id()
@@ -624,7 +625,7 @@ impl LiveTarget {
             }
         };
         let owns_bucket = bucket.is_none();
-        let store = Store::new(&settings, bucket.unwrap_or_else(fresh_name));
+        let store = Store::new(&settings, bucket.unwrap_or_else(|| fresh_name("condwrite")));
         let live = Self {
             spec: spec.clone(),
             settings,
@@ -633,7 +634,7 @@ impl LiveTarget {
             prefix: if owns_bucket {
                 String::new()
             } else {
-                format!("{}/", fresh_name())
+                format!("{}/", fresh_name("condwrite"))
             },
             running,
         };
