@@ -447,6 +447,56 @@ fn validate_step(raw: RawStep, saved: &mut HashSet<String>) -> Result<Step, Stri
 }
 
 impl Catalog {
+    /// One scenario per line: id, operation, title, AWS reference.
+    pub fn to_text(&self) -> String {
+        let width = self.scenarios.iter().map(|s| s.id.len()).max().unwrap_or(0);
+        let op_width = self
+            .scenarios
+            .iter()
+            .map(|s| s.operation.len())
+            .max()
+            .unwrap_or(0);
+        let mut out = String::new();
+        for s in &self.scenarios {
+            out.push_str(&format!(
+                "{:width$}  {:op_width$}  {}\n{:width$}  {:op_width$}  {}\n",
+                s.id, s.operation, s.title, "", "", s.aws_doc
+            ));
+        }
+        out.push_str(&format!("{} scenarios\n", self.scenarios.len()));
+        out
+    }
+
+    /// The catalog as a Markdown page for the docs: a table per operation
+    /// with what AWS answers and the page it is documented on.
+    pub fn to_markdown(&self) -> String {
+        let cell = |t: &str| t.replace('|', "\\|");
+        let mut out = String::from(
+            "# The condwrite catalog\n\nEvery scenario condwrite runs, with what AWS S3 answers and the AWS documentation it follows.\n",
+        );
+        let mut operations: Vec<&str> = Vec::new();
+        for s in &self.scenarios {
+            if !operations.contains(&s.operation.as_str()) {
+                operations.push(&s.operation);
+            }
+        }
+        for op in operations {
+            out.push_str(&format!(
+                "\n## {op}\n\n| id | scenario | AWS answers | reference |\n|---|---|---|---|\n"
+            ));
+            for s in self.scenarios.iter().filter(|s| s.operation == op) {
+                out.push_str(&format!(
+                    "| `{}` | {} | {} | [AWS docs]({}) |\n",
+                    s.id,
+                    cell(&s.title),
+                    cell(&s.aws_says),
+                    s.aws_doc
+                ));
+            }
+        }
+        out
+    }
+
     /// The catalog compiled into the binary from the repository's `suites/`.
     pub fn builtin() -> Result<Self, CatalogError> {
         Self::from_files(
@@ -612,6 +662,20 @@ expect = { status = 200 }
             err.message.contains("duplicate scenario id `demo`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn listings_name_every_scenario_and_its_reference() {
+        let c = Catalog::builtin().unwrap();
+        let text = c.to_text();
+        let md = c.to_markdown();
+        for s in &c.scenarios {
+            assert!(text.contains(&s.id) && text.contains(&s.aws_doc), "{text}");
+            assert!(md.contains(&format!("| `{}` |", s.id)), "{md}");
+        }
+        assert!(md.starts_with("# The condwrite catalog"));
+        assert!(md.contains("\n## PutObject\n"), "{md}");
+        assert!(text.ends_with(&format!("{} scenarios\n", c.scenarios.len())));
     }
 
     #[test]

@@ -40,6 +40,7 @@ Examples:
   condwrite --target embedded,embedded-racy   two targets side by side
   condwrite --target 'embedded-*' race        only the race scenarios, on the fault profiles
   condwrite --list                            list the trials without running them
+  condwrite list --format markdown            the catalog as a docs page
   condwrite serve --port 9000                 a strict local S3 to develop against";
 
 /// Exit status for bad input (a malformed file, an unknown target).
@@ -61,7 +62,7 @@ struct Cli {
     targets_file: Option<PathBuf>,
 
     /// A folder of suite files to run instead of the built-in catalog
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     suites: Option<PathBuf>,
 
     /// Also write the results as JSON to PATH
@@ -88,6 +89,18 @@ enum Command {
         #[arg(long = "fault", value_name = "FAULT")]
         faults: Vec<String>,
     },
+    /// Print the scenario catalog: id, title, operation, AWS reference
+    List {
+        /// `text` for a terminal, `markdown` for a docs page
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ListFormat {
+    Text,
+    Markdown,
 }
 
 /// Restores the default SIGPIPE action so `condwrite --list | head` ends
@@ -128,6 +141,7 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Serve { port, ref faults }) => serve(&runtime, port, faults),
+        Some(Command::List { format }) => list(cli.suites.as_deref(), format),
         None => check(&runtime, cli),
     }
 }
@@ -185,6 +199,31 @@ fn serve(runtime: &tokio::runtime::Runtime, port: u16, faults: &[String]) -> Exi
     })
 }
 
+fn load_catalog(suites: Option<&Path>) -> Result<Catalog, String> {
+    match suites {
+        Some(dir) => Catalog::load_dir(dir),
+        None => Catalog::builtin(),
+    }
+    .map_err(|e| {
+        format!(
+            "{e}\n  (fix the suite file; the format is described at the top of suites/put.toml)"
+        )
+    })
+}
+
+fn list(suites: Option<&Path>, format: ListFormat) -> ExitCode {
+    let catalog = match load_catalog(suites) {
+        Ok(c) => c,
+        Err(e) => return usage_error(e),
+    };
+    let text = match format {
+        ListFormat::Text => catalog.to_text(),
+        ListFormat::Markdown => catalog.to_markdown(),
+    };
+    print!("{text}");
+    ExitCode::SUCCESS
+}
+
 fn load_targets(file: Option<&Path>) -> Result<Targets, String> {
     match file {
         Some(path) => Targets::load(path),
@@ -194,17 +233,9 @@ fn load_targets(file: Option<&Path>) -> Result<Targets, String> {
 }
 
 fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
-    let catalog = match &cli.suites {
-        Some(dir) => Catalog::load_dir(dir),
-        None => Catalog::builtin(),
-    };
-    let catalog = match catalog {
+    let catalog = match load_catalog(cli.suites.as_deref()) {
         Ok(c) => c,
-        Err(e) => {
-            return usage_error(format!(
-                "{e}\n  (fix the suite file; the format is described at the top of suites/put.toml)"
-            ))
-        }
+        Err(e) => return usage_error(e),
     };
     let targets = match load_targets(cli.targets_file.as_deref()) {
         Ok(t) => t,
