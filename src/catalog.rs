@@ -169,6 +169,8 @@ pub struct Expect {
     pub status: u16,
     /// S3 error code, when AWS sends one.
     pub code: Option<String>,
+    /// The version the answer's ETag must name (a 304 carries the ETag).
+    pub etag: Option<Template>,
 }
 
 /// One step of a scenario.
@@ -240,6 +242,7 @@ struct RawStep {
 struct RawExpect {
     status: Option<u16>,
     code: Option<String>,
+    etag: Option<String>,
     winners: Option<u32>,
     loser_status: Option<Vec<u16>>,
 }
@@ -420,14 +423,24 @@ fn validate_step(raw: RawStep, saved: &mut HashSet<String>) -> Result<Step, Stri
                     if e.winners.is_some() || e.loser_status.is_some() {
                         return Err("`winners`/`loser_status` only apply to `do = \"race\"`".into());
                     }
+                    let etag = e.etag.map(Template);
+                    for name in etag.iter().flat_map(Template::references) {
+                        if !saved.contains(&name) {
+                            return Err(format!(
+                                "`expect.etag` names `${{{name}}}`: expected a `save_as = \"{name}\"` on an earlier step"
+                            ));
+                        }
+                    }
                     Expect {
                         status: e.status.ok_or("`expect` needs a `status`")?,
                         code: e.code,
+                        etag,
                     }
                 }
                 None => Expect {
                     status: if action == Action::Delete { 204 } else { 200 },
                     code: None,
+                    etag: None,
                 },
             };
             if let Some(name) = &raw.save_as {

@@ -267,11 +267,21 @@ impl Run<'_> {
                     }
                     Some(before) => {
                         let after = self.read(&key).await?;
+                        let want_etag = match &expect.etag {
+                            Some(t) => Some(ETag::new(
+                                t.render(|n| self.saved.get(n).map(|e| e.as_str().to_owned()))
+                                    .map_err(|e| {
+                                        Abort(format!("could not fill in `expect.etag`: {e}"))
+                                    })?,
+                            )),
+                            None => None,
+                        };
                         Some(grade_request(
                             *action,
                             body.as_deref(),
                             &pre,
                             expect,
+                            want_etag.as_ref(),
                             &out,
                             &before,
                             &after,
@@ -419,11 +429,13 @@ fn is_unsupported_answer(out: &Outcome) -> bool {
 }
 
 /// Grades one checked request from what was sent, answered, and read back.
+#[allow(clippy::too_many_arguments)]
 fn grade_request(
     action: Action,
     body: Option<&str>,
     pre: &Precondition,
     expect: &Expect,
+    want_etag: Option<&ETag>,
     out: &Outcome,
     before: &State,
     after: &State,
@@ -468,6 +480,23 @@ fn grade_request(
         if out.status == expect.status
             && (expect.code.is_none() || out.code.is_none() || out.code == expect.code)
         {
+            if let Some(want) = want_etag {
+                match &out.etag {
+                    Some(got) if got.same_version(want) => {}
+                    Some(got) => {
+                        return Graded::new(
+                            Verdict::Deviates,
+                            line(&format!(": the answer's ETag is {got}, expected {want}")),
+                        )
+                    }
+                    None => {
+                        return Graded::new(
+                            Verdict::Deviates,
+                            line(&format!(": the answer carries no ETag (expected {want})")),
+                        )
+                    }
+                }
+            }
             return Graded::new(Verdict::Pass, line(""));
         }
         if is_unsupported_answer(out) {
@@ -523,6 +552,13 @@ fn grade_request(
     }
 
     // AWS refuses this write.
+    if out.is_success() && action == Action::Delete && *before == State::Absent && !changed {
+        // Nothing was there to delete: a wrong answer, but nothing lost.
+        return Graded::new(
+            Verdict::Deviates,
+            line(": a delete of a missing key was acknowledged"),
+        );
+    }
     if out.is_success() {
         let what = if changed {
             ": the condition was ignored"
@@ -739,6 +775,7 @@ mod tests {
         Expect {
             status: 412,
             code: Some("PreconditionFailed".into()),
+            etag: None,
         }
     }
 
@@ -749,6 +786,7 @@ mod tests {
             Some("new"),
             &Precondition::create_only(),
             &refused_412(),
+            None,
             &out(412, Some("PreconditionFailed"), None),
             &present("old", "\"a\""),
             &present("new", "\"b\""),
@@ -770,7 +808,9 @@ mod tests {
             &Expect {
                 status: 200,
                 code: None,
+                etag: None,
             },
+            None,
             &out(200, None, Some("\"b\"")),
             &State::Absent,
             &State::Absent,
@@ -787,7 +827,9 @@ mod tests {
             &Expect {
                 status: 404,
                 code: Some("NoSuchKey".into()),
+                etag: None,
             },
+            None,
             &out(412, Some("PreconditionFailed"), None),
             &State::Absent,
             &State::Absent,
@@ -808,6 +850,7 @@ mod tests {
             Some("new"),
             &Precondition::create_only(),
             &refused_412(),
+            None,
             &out(501, Some("NotImplemented"), None),
             &present("old", "\"a\""),
             &present("old", "\"a\""),
@@ -824,7 +867,9 @@ mod tests {
             &Expect {
                 status: 200,
                 code: None,
+                etag: None,
             },
+            None,
             &out(200, None, None),
             &State::Absent,
             &present("new", "\"b\""),

@@ -41,15 +41,36 @@ pub enum Fault {
     Racy,
     /// `If-Match` on a missing key answers 412 instead of AWS's 404 NoSuchKey.
     MissingIfMatch412,
+    /// `If-Match` is compared verbatim with the unquoted ETag, so the quoted
+    /// ETag the server itself returned never matches (Ceph RGW 16 does this
+    /// on PutObject).
+    UnquotedIfMatch,
+    /// PutObject answers carry no ETag.
+    NoEtagOnPut,
+    /// GetObject and HeadObject ignore every conditional header.
+    IgnoreReadConditions,
+    /// PutObject evaluates `If-None-Match: <etag>` and both headers together
+    /// as RFC 9110 does, where AWS answers 501 NotImplemented.
+    RfcIfNoneMatch,
+    /// DeleteObject refuses `If-Match` with 501 NotImplemented.
+    NoConditionalDelete,
+    /// Any `If-None-Match` value is taken as `*`: "matches whatever exists".
+    IfNoneMatchAsStar,
 }
 
 impl Fault {
     /// Every fault, in the order documentation lists them.
-    pub const ALL: [Fault; 4] = [
+    pub const ALL: [Fault; 10] = [
         Fault::IgnoreIfNoneMatch,
         Fault::IgnoreIfMatch,
         Fault::Racy,
         Fault::MissingIfMatch412,
+        Fault::UnquotedIfMatch,
+        Fault::NoEtagOnPut,
+        Fault::IgnoreReadConditions,
+        Fault::RfcIfNoneMatch,
+        Fault::NoConditionalDelete,
+        Fault::IfNoneMatchAsStar,
     ];
 
     /// The name used in targets.toml.
@@ -59,6 +80,12 @@ impl Fault {
             Fault::IgnoreIfMatch => "ignore-if-match",
             Fault::Racy => "racy",
             Fault::MissingIfMatch412 => "missing-if-match-412",
+            Fault::UnquotedIfMatch => "unquoted-if-match",
+            Fault::NoEtagOnPut => "no-etag-on-put",
+            Fault::IgnoreReadConditions => "ignore-read-conditions",
+            Fault::RfcIfNoneMatch => "rfc-if-none-match",
+            Fault::NoConditionalDelete => "no-conditional-delete",
+            Fault::IfNoneMatchAsStar => "if-none-match-as-star",
         }
     }
 
@@ -66,9 +93,17 @@ impl Fault {
     pub fn description(self) -> &'static str {
         match self {
             Fault::IgnoreIfNoneMatch => "ignores If-None-Match on writes",
-            Fault::IgnoreIfMatch => "ignores If-Match on writes",
+            Fault::IgnoreIfMatch => "ignores If-Match on writes (PUT and DELETE)",
             Fault::Racy => "checks the precondition, then writes without a lock",
             Fault::MissingIfMatch412 => "answers 412 instead of 404 to If-Match on a missing key",
+            Fault::UnquotedIfMatch => "compares If-Match with the unquoted ETag only",
+            Fault::NoEtagOnPut => "sends no ETag in PutObject answers",
+            Fault::IgnoreReadConditions => "ignores conditional headers on GET and HEAD",
+            Fault::RfcIfNoneMatch => {
+                "evaluates If-None-Match: <etag> and both headers as RFC 9110, not 501"
+            }
+            Fault::NoConditionalDelete => "answers 501 to DeleteObject with If-Match",
+            Fault::IfNoneMatchAsStar => "takes any If-None-Match value as *",
         }
     }
 }
@@ -217,7 +252,15 @@ impl Reference {
             let bucket = bucket_mut(&mut state, bucket)?;
             bucket.objects.get(key).cloned().ok_or_else(no_such_key)?
         };
-        check_read(headers, if_modified_since, if_unmodified_since, &obj)?;
+        if !self.has(Fault::IgnoreReadConditions) {
+            check_read(
+                &self.faults,
+                headers,
+                if_modified_since,
+                if_unmodified_since,
+                &obj,
+            )?;
+        }
         Ok(obj)
     }
 
@@ -262,6 +305,39 @@ fn list_matches(list: &str, etag: &str) -> bool {
     })
 }
 
+fn not_implemented() -> S3Error {
+    s3_error!(
+        NotImplemented,
+        "A header you provided implies functionality that is not implemented"
+    )
+}
+
+/// Whether `If-Match` names the stored version, as the server's faults say.
+fn if_match_holds(faults: &[Fault], list: &str, etag: &str) -> bool {
+    if faults.contains(&Fault::UnquotedIfMatch) {
+        list.split(',')
+            .map(str::trim)
+            .any(|i| i == "*" || i == etag)
+    } else {
+        list_matches(list, etag)
+    }
+}
+
+/// AWS's checks of `If-Match` on a write (PutObject, DeleteObject) against
+/// the current object: 404 NoSuchKey when there is none, 412 when it is
+/// another version.
+fn check_if_match(faults: &[Fault], if_match: &str, current: Option<&Object>) -> S3Result<()> {
+    if faults.contains(&Fault::IgnoreIfMatch) {
+        return Ok(());
+    }
+    match current {
+        None if faults.contains(&Fault::MissingIfMatch412) => Err(precondition_failed()),
+        None => Err(no_such_key()),
+        Some(obj) if !if_match_holds(faults, if_match, &obj.etag) => Err(precondition_failed()),
+        Some(_) => Ok(()),
+    }
+}
+
 /// AWS's checks for a write (PutObject) against the current object.
 fn check_write(
     faults: &[Fault],
@@ -270,33 +346,21 @@ fn check_write(
 ) -> S3Result<()> {
     let if_match = header(headers, "if-match");
     let if_none_match = header(headers, "if-none-match");
-    if if_match.is_some() && if_none_match.is_some() {
-        return Err(s3_error!(
-            NotImplemented,
-            "A header you provided implies functionality that is not implemented"
-        ));
-    }
-    if let Some(inm) = if_none_match {
-        if inm.trim() != "*" {
-            return Err(s3_error!(
-                NotImplemented,
-                "A header you provided implies functionality that is not implemented"
-            ));
-        }
-        if current.is_some() && !faults.contains(&Fault::IgnoreIfNoneMatch) {
-            return Err(precondition_failed());
-        }
+    let rfc = faults.contains(&Fault::RfcIfNoneMatch);
+    if if_match.is_some() && if_none_match.is_some() && !rfc {
+        return Err(not_implemented());
     }
     if let Some(im) = if_match {
-        if !faults.contains(&Fault::IgnoreIfMatch) {
-            match current {
-                None if faults.contains(&Fault::MissingIfMatch412) => {
-                    return Err(precondition_failed())
-                }
-                None => return Err(no_such_key()),
-                Some(obj) if !list_matches(im, &obj.etag) => return Err(precondition_failed()),
-                Some(_) => {}
-            }
+        check_if_match(faults, im, current)?;
+    }
+    if let Some(inm) = if_none_match {
+        let as_star = faults.contains(&Fault::IfNoneMatchAsStar);
+        if inm.trim() != "*" && !rfc && !as_star {
+            return Err(not_implemented());
+        }
+        let matches = current.is_some_and(|obj| as_star || list_matches(inm, &obj.etag));
+        if matches && !faults.contains(&Fault::IgnoreIfNoneMatch) {
+            return Err(precondition_failed());
         }
     }
     Ok(())
@@ -313,6 +377,7 @@ fn ts_secs(t: &Timestamp) -> i64 {
 
 /// AWS's (RFC 7232's) checks for a read (GetObject / HeadObject).
 fn check_read(
+    faults: &[Fault],
     headers: &http::HeaderMap,
     if_modified_since: Option<&Timestamp>,
     if_unmodified_since: Option<&Timestamp>,
@@ -320,7 +385,7 @@ fn check_read(
 ) -> S3Result<()> {
     let modified = secs(obj.last_modified);
     if let Some(im) = header(headers, "if-match") {
-        if !list_matches(im, &obj.etag) {
+        if !if_match_holds(faults, im, &obj.etag) {
             return Err(precondition_failed());
         }
     } else if let Some(ius) = if_unmodified_since {
@@ -329,7 +394,7 @@ fn check_read(
         }
     }
     let not_modified = if let Some(inm) = header(headers, "if-none-match") {
-        list_matches(inm, &obj.etag)
+        faults.contains(&Fault::IfNoneMatchAsStar) || list_matches(inm, &obj.etag)
     } else if let Some(ims) = if_modified_since {
         modified <= ts_secs(ims)
     } else {
@@ -512,7 +577,7 @@ impl S3 for Reference {
             bucket.objects.insert(input.key, new);
         }
         Ok(S3Response::new(dto::PutObjectOutput {
-            e_tag: Some(strong(&etag)),
+            e_tag: (!self.has(Fault::NoEtagOnPut)).then(|| strong(&etag)),
             ..Default::default()
         }))
     }
@@ -569,11 +634,10 @@ impl S3 for Reference {
         let mut state = self.lock();
         let bucket = bucket_mut(&mut state, &input.bucket)?;
         if let Some(im) = header(&req.headers, "if-match") {
-            match bucket.objects.get(&input.key) {
-                None => return Err(no_such_key()),
-                Some(obj) if !list_matches(im, &obj.etag) => return Err(precondition_failed()),
-                Some(_) => {}
+            if self.has(Fault::NoConditionalDelete) {
+                return Err(not_implemented());
             }
+            check_if_match(&self.faults, im, bucket.objects.get(&input.key))?;
         }
         bucket.objects.remove(&input.key);
         Ok(S3Response::new(dto::DeleteObjectOutput::default()))
@@ -663,12 +727,12 @@ mod tests {
     #[test]
     fn read_checks_answer_304_with_the_etag() {
         let h = headers(&[("if-none-match", "\"a\"")]);
-        let err = check_read(&h, None, None, &obj("a")).unwrap_err();
+        let err = check_read(&[], &h, None, None, &obj("a")).unwrap_err();
         assert_eq!(err.code(), &S3ErrorCode::NotModified);
         assert_eq!(err.headers().unwrap()[http::header::ETAG], "\"a\"");
         let h = headers(&[("if-match", "\"b\"")]);
         assert_eq!(
-            code(check_read(&h, None, None, &obj("a"))),
+            code(check_read(&[], &h, None, None, &obj("a"))),
             Some(S3ErrorCode::PreconditionFailed)
         );
     }

@@ -364,6 +364,11 @@ impl Store {
             Some((status, code)) => {
                 outcome.status = status;
                 outcome.code = code;
+                // A 304 carries the ETag of the version the client holds.
+                outcome.etag = err
+                    .raw_response()
+                    .and_then(|r| r.headers().get("etag"))
+                    .map(ETag::new);
                 Ok(outcome)
             }
             None => Err(StoreError {

@@ -25,7 +25,12 @@ struct PinFile {
 #[serde(deny_unknown_fields)]
 struct Pin {
     scenario: String,
+    /// The verdict that tells the truth about the backend (the worst seen).
     verdict: Verdict,
+    /// Other verdicts some runs get, for a race that only shows under load:
+    /// a run that happens not to hit it is no evidence that it is gone.
+    #[serde(default)]
+    also_seen: Vec<Verdict>,
     observed: Option<String>,
     confirmed: Option<String>,
 }
@@ -41,7 +46,7 @@ fn load_pins(backend: &str) -> PinFile {
     assert_eq!(pins.target, backend);
     assert!(!pins.version.is_empty());
     for p in &pins.pin {
-        if p.verdict != Verdict::Pass {
+        if p.verdict != Verdict::Pass || !p.also_seen.is_empty() {
             assert!(
                 p.observed.as_deref().is_some_and(|s| !s.is_empty())
                     && p.confirmed.as_deref().is_some_and(|s| !s.is_empty()),
@@ -79,7 +84,7 @@ async fn check_backend(backend: &str) {
         let prefix = format!("{}pins/{}/", live.prefix(), scenario.id);
         let j = engine::run(live.store(), scenario, &prefix).await;
         let pin = pins.pin.iter().find(|p| p.scenario == scenario.id).unwrap();
-        if j.verdict != pin.verdict {
+        if j.verdict != pin.verdict && !pin.also_seen.contains(&j.verdict) {
             mismatches.push(format!(
                 "{} pinned {} but got {}: {}",
                 scenario.id, pin.verdict, j.verdict, j.reason

@@ -19,6 +19,14 @@ fn condwrite(args: &[&str]) -> Output {
         .expect("condwrite runs")
 }
 
+/// How many scenarios the built-in catalog has.
+fn scenarios() -> usize {
+    condwrite::catalog::Catalog::builtin()
+        .unwrap()
+        .scenarios
+        .len()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -50,24 +58,17 @@ fn the_default_run_prints_an_all_pass_matrix() {
     let out = condwrite(&[]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let n = scenarios();
     assert!(
-        stdout.contains("test result: ok. 7 passed; 0 failed"),
+        stdout.contains(&format!("test result: ok. {n} passed; 0 failed")),
         "{stdout}"
     );
-    for id in [
-        "put-if-none-match-new-key",
-        "put-if-none-match-existing-key",
-        "put-if-match-current",
-        "put-if-match-stale",
-        "put-if-match-missing-key",
-        "race-if-none-match",
-        "race-if-match",
-    ] {
-        let row = matrix_row(&stdout, id);
+    for s in condwrite::catalog::Catalog::builtin().unwrap().scenarios {
+        let row = matrix_row(&stdout, &s.id);
         assert!(row.contains("pass"), "{row}");
     }
     assert!(
-        stdout.contains("7 cells over 1 target(s): 7 pass"),
+        stdout.contains(&format!("{n} cells over 1 target(s): {n} pass")),
         "{stdout}"
     );
     assert!(!stdout.contains("reasons:"), "{stdout}");
@@ -87,7 +88,10 @@ fn a_racy_target_fails_the_run_and_the_json_says_why() {
     assert_eq!(out.status.code(), Some(101), "{stdout}");
     assert_no_panic(&out);
     assert!(
-        stdout.contains("test result: FAILED. 12 passed; 2 failed"),
+        stdout.contains(&format!(
+            "test result: FAILED. {} passed; 2 failed",
+            2 * scenarios() - 2
+        )),
         "{stdout}"
     );
     let row = matrix_row(&stdout, "race-if-none-match");
@@ -100,7 +104,7 @@ fn a_racy_target_fails_the_run_and_the_json_says_why() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let results = report["results"].as_array().unwrap();
-    assert_eq!(results.len(), 14);
+    assert_eq!(results.len(), 2 * scenarios());
     for r in results {
         let racy_race =
             r["target"] == "embedded-racy" && r["scenario"].as_str().unwrap().starts_with("race-");
@@ -190,7 +194,7 @@ fn list_names_every_trial_without_running_any() {
     );
     assert_eq!(
         stdout.lines().filter(|l| l.ends_with(": test")).count(),
-        14,
+        2 * scenarios(),
         "{stdout}"
     );
     assert!(!stdout.contains("cells over"), "{stdout}");
@@ -279,6 +283,30 @@ fn minio_without_a_docker_engine_fails_cleanly_in_one_line() {
         assert!(docker_lines[0].contains(t), "{stderr}");
     }
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("35 error"), "{stdout}");
-    assert!(stdout.contains("all 7 cells error"), "{stdout}");
+    let n = scenarios();
+    assert!(stdout.contains(&format!("{} error", 5 * n)), "{stdout}");
+    assert!(stdout.contains(&format!("all {n} cells error")), "{stdout}");
+}
+
+#[test]
+fn list_prints_the_catalog_for_terminals_and_docs() {
+    let out = condwrite(&["list"]);
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.ends_with(&format!("{} scenarios\n", scenarios())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("delete-if-match-stale"), "{stdout}");
+    let out = condwrite(&["list", "--format", "markdown"]);
+    assert!(out.status.success());
+    let md = text(&out.stdout);
+    assert!(md.starts_with("# The condwrite catalog"), "{md}");
+    assert!(
+        md.contains("## DeleteObject") && md.contains("## HeadObject"),
+        "{md}"
+    );
+    let out = condwrite(&["list", "--format", "html"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_no_panic(&out);
 }

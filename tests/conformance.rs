@@ -78,24 +78,111 @@ fn assert_cells(target: &str, cells: &BTreeMap<String, Cell>, expected: &[(&str,
     }
 }
 
+use Verdict::{Deviates, Unsafe, Unsupported};
+
+/// Every cell that is not `pass`, per fault profile: exactly the scenarios
+/// the fault breaks, with the verdict each must get.
+const EXPECTED: &[(&str, &[(&str, Verdict)])] = &[
+    ("embedded", &[]),
+    (
+        "embedded-ignore-if-none-match",
+        &[
+            ("put-if-none-match-existing-key", Unsafe),
+            ("race-if-none-match", Unsafe),
+        ],
+    ),
+    (
+        "embedded-ignore-if-match",
+        &[
+            ("put-if-match-stale", Unsafe),
+            ("put-if-match-missing-key", Unsafe),
+            ("race-if-match", Unsafe),
+            ("delete-if-match-stale", Unsafe),
+            // Nothing was there to delete: acknowledged, but nothing lost.
+            ("delete-if-match-missing-key", Deviates),
+        ],
+    ),
+    (
+        "embedded-racy",
+        &[("race-if-none-match", Unsafe), ("race-if-match", Unsafe)],
+    ),
+    (
+        "embedded-missing-if-match-412",
+        &[
+            ("put-if-match-missing-key", Deviates),
+            ("delete-if-match-missing-key", Deviates),
+        ],
+    ),
+    (
+        "embedded-unquoted-if-match",
+        &[
+            ("put-if-match-current", Deviates),
+            ("race-if-match", Deviates),
+            ("delete-if-match-current", Deviates),
+            ("get-if-match-current", Deviates),
+        ],
+    ),
+    (
+        "embedded-no-etag-on-put",
+        &[
+            ("put-if-none-match-new-key", Deviates),
+            ("put-if-match-current", Deviates),
+        ],
+    ),
+    (
+        "embedded-ignore-read-conditions",
+        &[
+            ("get-if-match-stale", Deviates),
+            ("get-if-none-match-current", Deviates),
+            ("head-if-match-stale", Deviates),
+            ("head-if-none-match-current", Deviates),
+        ],
+    ),
+    (
+        "embedded-rfc-if-none-match",
+        &[
+            ("put-if-none-match-etag", Deviates),
+            ("put-both-headers", Deviates),
+        ],
+    ),
+    (
+        "embedded-no-conditional-delete",
+        &[
+            ("delete-if-match-current", Unsupported),
+            ("delete-if-match-stale", Unsupported),
+            ("delete-if-match-star", Unsupported),
+            ("delete-if-match-missing-key", Unsupported),
+        ],
+    ),
+    (
+        "embedded-if-none-match-as-star",
+        &[
+            ("get-if-none-match-stale", Deviates),
+            ("put-if-none-match-etag", Deviates),
+        ],
+    ),
+];
+
+fn expected(target: &str) -> &'static [(&'static str, Verdict)] {
+    EXPECTED
+        .iter()
+        .find(|(t, _)| *t == target)
+        .unwrap_or_else(|| panic!("no expected cells for {target}"))
+        .1
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_scenario_passes_on_the_reference_server() {
     let cells = run_catalog("embedded").await;
-    assert!(cells.len() >= 7);
+    assert!(cells.len() >= 19);
     assert_cells("embedded", &cells, &[]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ignoring_if_none_match_makes_create_only_unsafe() {
-    let cells = run_catalog("embedded-ignore-if-none-match").await;
-    assert_cells(
-        "embedded-ignore-if-none-match",
-        &cells,
-        &[
-            ("put-if-none-match-existing-key", Verdict::Unsafe),
-            ("race-if-none-match", Verdict::Unsafe),
-        ],
-    );
+    let target = "embedded-ignore-if-none-match";
+    let cells = run_catalog(target).await;
+    assert_cells(target, &cells, expected(target));
     let reason = &cells["put-if-none-match-existing-key"].reason;
     assert!(
         reason.contains("Expected: 412 PreconditionFailed"),
@@ -107,43 +194,27 @@ async fn ignoring_if_none_match_makes_create_only_unsafe() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ignoring_if_match_makes_compare_and_swap_unsafe() {
-    let cells = run_catalog("embedded-ignore-if-match").await;
-    assert_cells(
-        "embedded-ignore-if-match",
-        &cells,
-        &[
-            ("put-if-match-stale", Verdict::Unsafe),
-            ("put-if-match-missing-key", Verdict::Unsafe),
-            ("race-if-match", Verdict::Unsafe),
-        ],
-    );
+    let target = "embedded-ignore-if-match";
+    let cells = run_catalog(target).await;
+    assert_cells(target, &cells, expected(target));
     let reason = &cells["put-if-match-missing-key"].reason;
     assert!(reason.contains("changed from absent"), "{reason}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_racy_server_lets_several_racers_win() {
-    let cells = run_catalog("embedded-racy").await;
-    assert_cells(
-        "embedded-racy",
-        &cells,
-        &[
-            ("race-if-none-match", Verdict::Unsafe),
-            ("race-if-match", Verdict::Unsafe),
-        ],
-    );
+    let target = "embedded-racy";
+    let cells = run_catalog(target).await;
+    assert_cells(target, &cells, expected(target));
     let reason = &cells["race-if-none-match"].reason;
     assert!(reason.contains("more than 1 winner"), "{reason}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_412_for_a_missing_key_deviates() {
-    let cells = run_catalog("embedded-missing-if-match-412").await;
-    assert_cells(
-        "embedded-missing-if-match-412",
-        &cells,
-        &[("put-if-match-missing-key", Verdict::Deviates)],
-    );
+    let target = "embedded-missing-if-match-412";
+    let cells = run_catalog(target).await;
+    assert_cells(target, &cells, expected(target));
     let reason = &cells["put-if-match-missing-key"].reason;
     assert!(reason.contains("Expected: 404 NoSuchKey"), "{reason}");
     assert!(
@@ -151,4 +222,79 @@ async fn a_412_for_a_missing_key_deviates() {
         "{reason}"
     );
     assert!(reason.contains("object unchanged (absent)"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_other_fault_profiles_break_exactly_their_scenarios() {
+    for target in [
+        "embedded-unquoted-if-match",
+        "embedded-no-etag-on-put",
+        "embedded-ignore-read-conditions",
+        "embedded-rfc-if-none-match",
+        "embedded-no-conditional-delete",
+        "embedded-if-none-match-as-star",
+    ] {
+        let cells = run_catalog(target).await;
+        assert_cells(target, &cells, expected(target));
+    }
+}
+
+/// The mutation score: every scenario can fail (some fault turns it
+/// non-pass) and every fault is caught (some scenario turns non-pass under
+/// it). Prints the table of which fault each scenario catches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_catalog_can_fail_and_every_fault_is_caught() {
+    let targets = Targets::builtin();
+    let catalog = Catalog::builtin().unwrap();
+    let mut caught: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut faults_caught: BTreeMap<String, usize> = BTreeMap::new();
+    for fault in condwrite::reference::Fault::ALL {
+        let target = format!("embedded-{fault}");
+        let spec = targets
+            .select(std::slice::from_ref(&target))
+            .unwrap_or_else(|_| panic!("targets.toml has no {target}"))
+            .remove(0);
+        assert_eq!(spec.faults, vec![fault], "{target}");
+        let cells = run_catalog(&target).await;
+        let mut n = 0;
+        for (id, cell) in &cells {
+            if cell.verdict != Verdict::Pass {
+                caught
+                    .entry(id.clone())
+                    .or_default()
+                    .push(fault.to_string());
+                n += 1;
+            }
+        }
+        faults_caught.insert(fault.to_string(), n);
+    }
+    println!("\nscenario -> faults that turn it non-pass");
+    for s in &catalog.scenarios {
+        let list = caught.get(&s.id).map(|v| v.join(", ")).unwrap_or_default();
+        println!(
+            "  {:32} {}",
+            s.id,
+            if list.is_empty() { "NONE" } else { &list }
+        );
+    }
+    println!("fault -> scenarios it turns non-pass");
+    for (fault, n) in &faults_caught {
+        println!("  {fault:24} {n}");
+    }
+    let never: Vec<&str> = catalog
+        .scenarios
+        .iter()
+        .filter(|s| !caught.contains_key(&s.id))
+        .map(|s| s.id.as_str())
+        .collect();
+    assert!(never.is_empty(), "scenarios no fault can fail: {never:?}");
+    let uncaught: Vec<&String> = faults_caught
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(f, _)| f)
+        .collect();
+    assert!(
+        uncaught.is_empty(),
+        "faults no scenario catches: {uncaught:?}"
+    );
 }
