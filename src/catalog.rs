@@ -92,6 +92,8 @@ pub enum Action {
     Head,
     Delete,
     Race,
+    #[serde(rename = "cas_counter")]
+    CasCounter,
 }
 
 /// How each round of a race begins.
@@ -201,6 +203,13 @@ pub enum Step {
         /// Statuses AWS gives the losers.
         loser_status: Vec<u16>,
     },
+    /// A counter incremented by concurrent workers with read-modify-write
+    /// under If-Match, retrying on 412/409: no increment may be lost.
+    CasCounter {
+        key: String,
+        workers: u32,
+        increments: u32,
+    },
 }
 
 #[derive(Deserialize)]
@@ -233,6 +242,8 @@ struct RawStep {
     save_as: Option<String>,
     racers: Option<u32>,
     rounds: Option<u32>,
+    workers: Option<u32>,
+    increments: Option<u32>,
     start: Option<RaceStart>,
     expect: Option<RawExpect>,
 }
@@ -313,6 +324,17 @@ pub fn parse_suite(file: &str, text: &str) -> Result<Vec<Scenario>, CatalogError
     Ok(out)
 }
 
+fn action_word(action: Action) -> &'static str {
+    match action {
+        Action::Put => "put",
+        Action::Get => "get",
+        Action::Head => "head",
+        Action::Delete => "delete",
+        Action::Race => "race",
+        Action::CasCounter => "cas_counter",
+    }
+}
+
 fn validate_step(raw: RawStep, saved: &mut HashSet<String>) -> Result<Step, String> {
     let conditions = Conditions {
         if_match: raw.if_match.map(Template),
@@ -344,6 +366,8 @@ fn validate_step(raw: RawStep, saved: &mut HashSet<String>) -> Result<Step, Stri
             for (field, present) in [
                 ("body", raw.body.is_some()),
                 ("save_as", raw.save_as.is_some()),
+                ("workers", raw.workers.is_some()),
+                ("increments", raw.increments.is_some()),
             ] {
                 if present {
                     return Err(format!(
@@ -392,14 +416,50 @@ fn validate_step(raw: RawStep, saved: &mut HashSet<String>) -> Result<Step, Stri
                     .ok_or("a race's `expect` needs `loser_status`")?,
             })
         }
+        Action::CasCounter => {
+            for (field, present) in [
+                ("body", raw.body.is_some()),
+                ("save_as", raw.save_as.is_some()),
+                ("if_match", conditions.if_match.is_some()),
+                ("if_none_match", conditions.if_none_match.is_some()),
+                ("racers", raw.racers.is_some()),
+                ("rounds", raw.rounds.is_some()),
+                ("start", raw.start.is_some()),
+                ("expect", raw.expect.is_some()),
+            ] {
+                if present {
+                    return Err(format!(
+                        "`{field}` is not used by `do = \"cas_counter\"` (its rule is built in: no increment may be lost)"
+                    ));
+                }
+            }
+            let workers = raw.workers.unwrap_or(8);
+            let increments = raw.increments.unwrap_or(40);
+            if !(2..=64).contains(&workers) {
+                return Err(format!("`workers = {workers}`: expected 2 to 64"));
+            }
+            if !(1..=1000).contains(&increments) {
+                return Err(format!("`increments = {increments}`: expected 1 to 1000"));
+            }
+            Ok(Step::CasCounter {
+                key: raw.key,
+                workers,
+                increments,
+            })
+        }
         action => {
             for (field, present) in [
                 ("racers", raw.racers.is_some()),
                 ("rounds", raw.rounds.is_some()),
                 ("start", raw.start.is_some()),
+                ("workers", raw.workers.is_some()),
+                ("increments", raw.increments.is_some()),
             ] {
                 if present {
-                    return Err(format!("`{field}` only applies to `do = \"race\"`"));
+                    return Err(format!(
+                        "`{field}` does not apply to `do = \"{}\"`",
+                        action_word(action)
+                    ));
                 }
             }
             if action == Action::Put && raw.body.is_none() {

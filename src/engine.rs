@@ -8,8 +8,9 @@
 //! there. The engine prints nothing; it returns a [`Judgement`].
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::Barrier;
@@ -191,13 +192,22 @@ impl Run<'_> {
         })
     }
 
-    /// Reads the current state of `key` back.
+    /// Reads the current state of `key` back. An unconditional GET changes
+    /// nothing, so a 5xx (a store hiccup under load) is tried again, twice.
     async fn read(&mut self, key: &str) -> Result<State, Abort> {
-        let out = self
-            .store
-            .get(key, &Precondition::none())
-            .await
-            .map_err(|e| Abort(format!("reading the object back failed: {e}")))?;
+        let mut tries = 0;
+        let out = loop {
+            let out = self
+                .store
+                .get(key, &Precondition::none())
+                .await
+                .map_err(|e| Abort(format!("reading the object back failed: {e}")))?;
+            tries += 1;
+            if out.status < 500 || tries == 3 {
+                break out;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         match out.status {
             200..=299 => Ok(State::Present {
                 body: out.body.clone().unwrap_or_default(),
@@ -226,7 +236,9 @@ impl Run<'_> {
             Action::Get => self.store.get(key, pre).await,
             Action::Head => self.store.head(key, pre).await,
             Action::Delete => self.store.delete(key, pre).await,
-            Action::Race => unreachable!("races are not single requests"),
+            Action::Race | Action::CasCounter => {
+                unreachable!("races and counters are not single requests")
+            }
         };
         let out = res.map_err(|e| Abort(format!("no answer: {}", e.message)))?;
         self.evidence.push(out.clone());
@@ -303,6 +315,14 @@ impl Run<'_> {
                 }
                 Ok(graded)
             }
+            Step::CasCounter {
+                key,
+                workers,
+                increments,
+            } => {
+                let key = self.key(key);
+                Ok(Some(self.cas_counter(&key, *workers, *increments).await?))
+            }
             Step::Race {
                 key,
                 racers,
@@ -323,6 +343,113 @@ impl Run<'_> {
                 Ok(Some(grade_race(&rounds_seen, *winners, loser_status)))
             }
         }
+    }
+
+    /// `workers` read-modify-write loops on one counter under If-Match, until
+    /// `increments` increments were acknowledged (bounded in attempts and
+    /// time); the counter must then equal the acknowledged increments.
+    async fn cas_counter(
+        &mut self,
+        key: &str,
+        workers: u32,
+        increments: u32,
+    ) -> Result<Graded, Abort> {
+        let setup = self
+            .send(Action::Put, key, Some("0"), &Precondition::none())
+            .await?;
+        if !setup.is_success() {
+            return Err(Abort(format!(
+                "set-up PUT {key} answered {}",
+                setup.status_line()
+            )));
+        }
+        let done = Arc::new(AtomicU32::new(0));
+        let attempts = Arc::new(AtomicU32::new(0));
+        let max_attempts = increments * 10 + workers * 4;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut tasks = Vec::new();
+        for _ in 0..workers {
+            let (store, key) = (self.store.clone(), key.to_owned());
+            let (done, attempts) = (done.clone(), attempts.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut seen = WorkerSeen::default();
+                while done.load(Ordering::SeqCst) < increments
+                    && attempts.fetch_add(1, Ordering::SeqCst) < max_attempts
+                    && Instant::now() < deadline
+                {
+                    let got = match store.get(&key, &Precondition::none()).await {
+                        Ok(o) if o.is_success() => o,
+                        Ok(o) => {
+                            // A store hiccup (a 500 under load): try again,
+                            // within the bounds, and report it.
+                            seen.odd.push(o);
+                            continue;
+                        }
+                        Err(e) => {
+                            seen.errors.push(e.message);
+                            break;
+                        }
+                    };
+                    let text = String::from_utf8_lossy(got.body.as_deref().unwrap_or_default())
+                        .into_owned();
+                    let (Ok(value), Some(etag)) = (text.trim().parse::<u64>(), got.etag.clone())
+                    else {
+                        seen.errors.push(format!(
+                            "the counter read back as {} with ETag {:?}",
+                            preview(text.as_bytes()),
+                            got.etag
+                        ));
+                        break;
+                    };
+                    let next = Bytes::from((value + 1).to_string());
+                    match store.put(&key, next, &Precondition::if_match(&etag)).await {
+                        Ok(o) if o.is_success() => {
+                            seen.acknowledged += 1;
+                            done.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Ok(o) if o.status == 412 || o.status == 409 => seen.conflicts += 1,
+                        Ok(o) => {
+                            let refused = is_unsupported_answer(&o);
+                            seen.odd.push(o);
+                            if refused {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            seen.errors.push(e.message);
+                            break;
+                        }
+                    }
+                }
+                seen
+            }));
+        }
+        let mut all = WorkerSeen::default();
+        for task in tasks {
+            let seen = task
+                .await
+                .map_err(|e| Abort(format!("a counter worker failed: {e}")))?;
+            all.acknowledged += seen.acknowledged;
+            all.conflicts += seen.conflicts;
+            all.odd.extend(seen.odd);
+            all.errors.extend(seen.errors);
+        }
+        if let Some(first) = all.odd.first() {
+            self.evidence.push(first.clone());
+        }
+        let final_value = match self.read(key).await? {
+            State::Present { body, .. } => {
+                String::from_utf8_lossy(&body).trim().parse::<u64>().ok()
+            }
+            State::Absent => None,
+        };
+        Ok(grade_counter(
+            &all,
+            final_value,
+            workers,
+            increments,
+            attempts.load(Ordering::SeqCst).min(max_attempts),
+        ))
     }
 
     async fn race_round(
@@ -407,6 +534,7 @@ fn action_name(action: Action) -> &'static str {
         Action::Head => "HEAD",
         Action::Delete => "DELETE",
         Action::Race => "race",
+        Action::CasCounter => "cas_counter",
     }
 }
 
@@ -583,6 +711,96 @@ fn grade_request(
     Graded::new(Verdict::Deviates, line(""))
 }
 
+/// What the workers of a CAS counter saw.
+#[derive(Default)]
+struct WorkerSeen {
+    /// Increments the store acknowledged (2xx).
+    acknowledged: u64,
+    /// 412/409 answers: another worker got there first.
+    conflicts: u64,
+    /// Any other answer: to a conditional PUT, or a failed GET.
+    odd: Vec<Outcome>,
+    /// Requests that got no usable answer.
+    errors: Vec<String>,
+}
+
+/// Grades a CAS counter: the final value must equal the increments the
+/// store acknowledged, or updates were lost.
+fn grade_counter(
+    seen: &WorkerSeen,
+    final_value: Option<u64>,
+    workers: u32,
+    increments: u32,
+    attempts: u32,
+) -> Graded {
+    let expected = format!(
+        "{increments} increments by {workers} workers (If-Match, retry on 412/409), final value = increments acknowledged"
+    );
+    let actual = format!(
+        "{} acknowledged, {} conflicts in {attempts} attempts, final value {}",
+        seen.acknowledged,
+        seen.conflicts,
+        final_value.map_or("unreadable".to_owned(), |v| v.to_string())
+    );
+    let line = |what: &str| format!("Expected: {expected}; Actual: {actual}{what}");
+    match final_value {
+        Some(v) if v < seen.acknowledged => {
+            return Graded::new(
+                Verdict::Unsafe,
+                line(&format!(
+                    ": {} acknowledged updates lost",
+                    seen.acknowledged - v
+                )),
+            )
+        }
+        Some(v) if v > seen.acknowledged => {
+            return Graded::new(
+                Verdict::Unsafe,
+                line(&format!(
+                    ": {} refused updates landed",
+                    v - seen.acknowledged
+                )),
+            )
+        }
+        None if seen.errors.is_empty() => {
+            return Graded::new(
+                Verdict::Unsafe,
+                line(": the counter is gone or not a number"),
+            )
+        }
+        _ => {}
+    }
+    if let Some(first) = seen.errors.first() {
+        return Graded::new(
+            Verdict::Error,
+            line(&format!(
+                ": {} requests got no usable answer ({first})",
+                seen.errors.len()
+            )),
+        );
+    }
+    let odd: Vec<&Outcome> = seen.odd.iter().collect();
+    if seen.acknowledged == 0 {
+        if !odd.is_empty() && odd.iter().all(|o| is_unsupported_answer(o)) {
+            return Graded::new(Verdict::Unsupported, line(&format!(": {}", tally(&odd))));
+        }
+        return Graded::new(Verdict::Deviates, line(": no increment succeeded"));
+    }
+    if !odd.is_empty() {
+        return Graded::new(
+            Verdict::Deviates,
+            line(&format!(": other answers {}", tally(&odd))),
+        );
+    }
+    if seen.acknowledged < u64::from(increments) {
+        return Graded::new(
+            Verdict::Deviates,
+            line(": the workers gave up before every increment succeeded"),
+        );
+    }
+    Graded::new(Verdict::Pass, line(""))
+}
+
 /// What one race round saw.
 struct RoundSeen {
     round: u32,
@@ -730,11 +948,11 @@ fn grade_race(rounds: &[RoundSeen], allowed_winners: u32, loser_status: &[u16]) 
     Graded::new(verdict, reason)
 }
 
-/// `12× 412 PreconditionFailed, 3× 409 ConditionalRequestConflict`.
+/// `12× PUT 412 PreconditionFailed, 3× PUT 409 ConditionalRequestConflict`.
 fn tally(outcomes: &[&Outcome]) -> String {
     let mut counts: Vec<(String, usize)> = Vec::new();
     for o in outcomes {
-        let line = o.status_line();
+        let line = format!("{} {}", o.operation.method(), o.status_line());
         match counts.iter_mut().find(|(l, _)| *l == line) {
             Some((_, n)) => *n += 1,
             None => counts.push((line, 1)),
@@ -924,7 +1142,8 @@ mod tests {
         );
         assert_eq!(g.verdict, Verdict::Deviates, "{}", g.reason);
         assert!(
-            g.reason.ends_with("; every round: no racer won: 4× 412"),
+            g.reason
+                .ends_with("; every round: no racer won: 4× PUT 412"),
             "{}",
             g.reason
         );

@@ -98,13 +98,18 @@ const EXPECTED: &[(&str, &[(&str, Verdict)])] = &[
             ("put-if-match-missing-key", Unsafe),
             ("race-if-match", Unsafe),
             ("delete-if-match-stale", Unsafe),
+            ("cas-counter", Unsafe),
             // Nothing was there to delete: acknowledged, but nothing lost.
             ("delete-if-match-missing-key", Deviates),
         ],
     ),
     (
         "embedded-racy",
-        &[("race-if-none-match", Unsafe), ("race-if-match", Unsafe)],
+        &[
+            ("race-if-none-match", Unsafe),
+            ("race-if-match", Unsafe),
+            ("cas-counter", Unsafe),
+        ],
     ),
     (
         "embedded-missing-if-match-412",
@@ -120,6 +125,7 @@ const EXPECTED: &[(&str, &[(&str, Verdict)])] = &[
             ("race-if-match", Deviates),
             ("delete-if-match-current", Deviates),
             ("get-if-match-current", Deviates),
+            ("cas-counter", Deviates),
         ],
     ),
     (
