@@ -126,6 +126,7 @@ const EXPECTED: &[(&str, &[(&str, Verdict)])] = &[
             ("delete-if-match-current", Deviates),
             ("get-if-match-current", Deviates),
             ("cas-counter", Deviates),
+            ("put-read-after-write", Deviates),
         ],
     ),
     (
@@ -133,6 +134,7 @@ const EXPECTED: &[(&str, &[(&str, Verdict)])] = &[
         &[
             ("put-if-none-match-new-key", Deviates),
             ("put-if-match-current", Deviates),
+            ("put-read-after-write", Deviates),
         ],
     ),
     (
