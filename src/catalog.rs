@@ -155,12 +155,20 @@ impl Template {
 pub struct Conditions {
     pub if_match: Option<Template>,
     pub if_none_match: Option<Template>,
+    /// `If-Modified-Since`: an HTTP date, or `last-modified` for the
+    /// object's own Last-Modified as read right before the step.
+    pub if_modified_since: Option<String>,
+    /// `If-Unmodified-Since`, the same way.
+    pub if_unmodified_since: Option<String>,
 }
 
 impl Conditions {
     /// Whether any conditional header is set.
     pub fn any(&self) -> bool {
-        self.if_match.is_some() || self.if_none_match.is_some()
+        self.if_match.is_some()
+            || self.if_none_match.is_some()
+            || self.if_modified_since.is_some()
+            || self.if_unmodified_since.is_some()
     }
 }
 
@@ -239,6 +247,8 @@ struct RawStep {
     body: Option<String>,
     if_match: Option<String>,
     if_none_match: Option<String>,
+    if_modified_since: Option<String>,
+    if_unmodified_since: Option<String>,
     save_as: Option<String>,
     racers: Option<u32>,
     rounds: Option<u32>,
@@ -336,9 +346,28 @@ fn action_word(action: Action) -> &'static str {
 }
 
 fn validate_step(raw: RawStep, saved: &mut HashSet<String>) -> Result<Step, String> {
+    for (field, value) in [
+        ("if_modified_since", &raw.if_modified_since),
+        ("if_unmodified_since", &raw.if_unmodified_since),
+    ] {
+        if let Some(v) = value {
+            if !matches!(raw.action, Action::Get | Action::Head) {
+                return Err(format!(
+                    "`{field}` applies to `do = \"get\"` and `do = \"head\"` only"
+                ));
+            }
+            if v != "last-modified" && !v.ends_with(" GMT") {
+                return Err(format!(
+                    "`{field} = \"{v}\"`: expected an HTTP date (\"Sat, 01 Jan 2000 00:00:00 GMT\") or \"last-modified\""
+                ));
+            }
+        }
+    }
     let conditions = Conditions {
         if_match: raw.if_match.map(Template),
         if_none_match: raw.if_none_match.map(Template),
+        if_modified_since: raw.if_modified_since,
+        if_unmodified_since: raw.if_unmodified_since,
     };
     let check_refs = |allowed_extra: &[&str]| -> Result<(), String> {
         for t in [&conditions.if_match, &conditions.if_none_match]

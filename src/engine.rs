@@ -32,14 +32,25 @@ pub struct Judgement {
 #[derive(Debug, Clone, PartialEq)]
 enum State {
     Absent,
-    Present { body: Bytes, etag: Option<ETag> },
+    Present {
+        body: Bytes,
+        etag: Option<ETag>,
+        last_modified: Option<String>,
+    },
 }
 
 impl State {
     fn same_as(&self, other: &State) -> bool {
         match (self, other) {
             (State::Absent, State::Absent) => true,
-            (State::Present { body: a, etag: ea }, State::Present { body: b, etag: eb }) => {
+            (
+                State::Present {
+                    body: a, etag: ea, ..
+                },
+                State::Present {
+                    body: b, etag: eb, ..
+                },
+            ) => {
                 a == b
                     && match (ea, eb) {
                         (Some(x), Some(y)) => x.same_version(y),
@@ -57,7 +68,7 @@ impl State {
     fn describe(&self) -> String {
         match self {
             State::Absent => "absent".into(),
-            State::Present { body, etag } => {
+            State::Present { body, etag, .. } => {
                 let etag = etag
                     .as_ref()
                     .map_or("no ETag".into(), |e| format!("ETag {e}"));
@@ -173,7 +184,24 @@ impl Run<'_> {
         &self,
         conditions: &Conditions,
         extra: &HashMap<&str, ETag>,
+        before: Option<&State>,
     ) -> Result<Precondition, Abort> {
+        let date = |v: &Option<String>| -> Result<Option<String>, Abort> {
+            match v.as_deref() {
+                None => Ok(None),
+                Some("last-modified") => match before {
+                    Some(State::Present {
+                        last_modified: Some(d),
+                        ..
+                    }) => Ok(Some(d.clone())),
+                    _ => Err(Abort(
+                        "`last-modified`: the object read back before the step had no Last-Modified"
+                            .into(),
+                    )),
+                },
+                Some(d) => Ok(Some(d.to_owned())),
+            }
+        };
         let lookup = |name: &str| {
             extra
                 .get(name)
@@ -189,6 +217,8 @@ impl Run<'_> {
         Ok(Precondition {
             if_match: render(&conditions.if_match)?,
             if_none_match: render(&conditions.if_none_match)?,
+            if_modified_since: date(&conditions.if_modified_since)?,
+            if_unmodified_since: date(&conditions.if_unmodified_since)?,
         })
     }
 
@@ -212,6 +242,7 @@ impl Run<'_> {
             200..=299 => Ok(State::Present {
                 body: out.body.clone().unwrap_or_default(),
                 etag: out.etag.clone(),
+                last_modified: out.last_modified.clone(),
             }),
             404 => Ok(State::Absent),
             _ => Err(Abort(format!(
@@ -257,12 +288,12 @@ impl Run<'_> {
                 checked,
             } => {
                 let key = self.key(key);
-                let pre = self.precondition(conditions, &HashMap::new())?;
                 let before = if *checked {
                     Some(self.read(&key).await?)
                 } else {
                     None
                 };
+                let pre = self.precondition(conditions, &HashMap::new(), before.as_ref())?;
                 let out = self.send(*action, &key, body.as_deref(), &pre).await?;
                 let graded = match before {
                     None => {
@@ -487,7 +518,7 @@ impl Run<'_> {
                 state
             }
         };
-        let pre = self.precondition(conditions, &extra)?;
+        let pre = self.precondition(conditions, &extra, None)?;
         let barrier = Arc::new(Barrier::new(racers as usize));
         let mut tasks = Vec::new();
         for racer in 0..racers {
@@ -978,6 +1009,7 @@ mod tests {
             status,
             code: code.map(Into::into),
             etag: etag.map(ETag::new),
+            last_modified: None,
             body: None,
         }
     }
@@ -986,6 +1018,7 @@ mod tests {
         State::Present {
             body: Bytes::from(body.to_owned()),
             etag: Some(ETag::new(etag)),
+            last_modified: None,
         }
     }
 

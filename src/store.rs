@@ -16,7 +16,7 @@ use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::{ByteStream, DateTime, DateTimeFormat};
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -72,6 +72,12 @@ pub struct Precondition {
     /// `If-None-Match` header value.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub if_none_match: Option<String>,
+    /// `If-Modified-Since` (an HTTP date), for reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_modified_since: Option<String>,
+    /// `If-Unmodified-Since` (an HTTP date), for reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_unmodified_since: Option<String>,
 }
 
 impl Precondition {
@@ -98,7 +104,10 @@ impl Precondition {
 
     /// Whether any conditional header is set.
     pub fn is_conditional(&self) -> bool {
-        self.if_match.is_some() || self.if_none_match.is_some()
+        self.if_match.is_some()
+            || self.if_none_match.is_some()
+            || self.if_modified_since.is_some()
+            || self.if_unmodified_since.is_some()
     }
 }
 
@@ -110,6 +119,12 @@ impl fmt::Display for Precondition {
         }
         if let Some(v) = &self.if_none_match {
             parts.push(format!("If-None-Match: {v}"));
+        }
+        if let Some(v) = &self.if_modified_since {
+            parts.push(format!("If-Modified-Since: {v}"));
+        }
+        if let Some(v) = &self.if_unmodified_since {
+            parts.push(format!("If-Unmodified-Since: {v}"));
         }
         if parts.is_empty() {
             f.write_str("unconditional")
@@ -159,6 +174,9 @@ pub struct Outcome {
     /// The ETag header of the answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub etag: Option<ETag>,
+    /// The Last-Modified header of a successful GET or HEAD (HTTP date).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
     /// The body of a successful GET.
     #[serde(skip)]
     pub body: Option<Bytes>,
@@ -315,6 +333,11 @@ fn answer_of<E: ProvideErrorMetadata>(err: &SdkError<E>) -> Option<(u16, Option<
     Some((status, code))
 }
 
+/// An SDK date as an HTTP date (`Sun, 29 Nov 2026 15:12:08 GMT`).
+fn http_date(d: Option<&DateTime>) -> Option<String> {
+    d.and_then(|d| d.fmt(DateTimeFormat::HttpDate).ok())
+}
+
 /// Describes an SDK error with its whole source chain, one line.
 fn describe<E: std::error::Error>(err: &E) -> String {
     let mut msg = err.to_string();
@@ -352,8 +375,33 @@ impl Store {
             status: 0,
             code: None,
             etag: None,
+            last_modified: None,
             body: None,
         }
+    }
+
+    /// The date conditions as the SDK takes them; a value that is not an
+    /// HTTP date is a harness error, reported as no answer.
+    fn dates(
+        &self,
+        op: Operation,
+        key: &str,
+        pre: &Precondition,
+    ) -> Result<(Option<DateTime>, Option<DateTime>), StoreError> {
+        let parse = |v: &Option<String>| {
+            v.as_deref()
+                .map(|d| DateTime::from_str(d, DateTimeFormat::HttpDate))
+                .transpose()
+                .map_err(|e| StoreError {
+                    operation: op,
+                    key: key.to_owned(),
+                    message: format!("not an HTTP date: {e}"),
+                })
+        };
+        Ok((
+            parse(&pre.if_modified_since)?,
+            parse(&pre.if_unmodified_since)?,
+        ))
     }
 
     fn failed<E>(&self, mut outcome: Outcome, err: SdkError<E>) -> Result<Outcome, StoreError>
@@ -410,6 +458,7 @@ impl Store {
     /// GetObject with the given conditional headers; the body is read whole.
     pub async fn get(&self, key: &str, pre: &Precondition) -> Result<Outcome, StoreError> {
         let mut outcome = self.outcome(Operation::GetObject, key, pre);
+        let (since, unmodified) = self.dates(Operation::GetObject, key, pre)?;
         let res = self
             .client
             .get_object()
@@ -417,12 +466,15 @@ impl Store {
             .key(key)
             .set_if_match(pre.if_match.clone())
             .set_if_none_match(pre.if_none_match.clone())
+            .set_if_modified_since(since)
+            .set_if_unmodified_since(unmodified)
             .send()
             .await;
         match res {
             Ok(out) => {
                 outcome.status = 200;
                 outcome.etag = out.e_tag().map(ETag::new);
+                outcome.last_modified = http_date(out.last_modified());
                 match out.body.collect().await {
                     Ok(data) => {
                         outcome.body = Some(data.into_bytes());
@@ -442,6 +494,7 @@ impl Store {
     /// HeadObject with the given conditional headers.
     pub async fn head(&self, key: &str, pre: &Precondition) -> Result<Outcome, StoreError> {
         let mut outcome = self.outcome(Operation::HeadObject, key, pre);
+        let (since, unmodified) = self.dates(Operation::HeadObject, key, pre)?;
         let res = self
             .client
             .head_object()
@@ -449,12 +502,15 @@ impl Store {
             .key(key)
             .set_if_match(pre.if_match.clone())
             .set_if_none_match(pre.if_none_match.clone())
+            .set_if_modified_since(since)
+            .set_if_unmodified_since(unmodified)
             .send()
             .await;
         match res {
             Ok(out) => {
                 outcome.status = 200;
                 outcome.etag = out.e_tag().map(ETag::new);
+                outcome.last_modified = http_date(out.last_modified());
                 Ok(outcome)
             }
             Err(err) => self.failed(outcome, err),

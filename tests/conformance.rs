@@ -127,6 +127,7 @@ const EXPECTED: &[(&str, &[(&str, Verdict)])] = &[
             ("get-if-match-current", Deviates),
             ("cas-counter", Deviates),
             ("put-read-after-write", Deviates),
+            ("get-if-match-true-unmodified-since-false", Deviates),
         ],
     ),
     (
@@ -144,6 +145,9 @@ const EXPECTED: &[(&str, &[(&str, Verdict)])] = &[
             ("get-if-none-match-current", Deviates),
             ("head-if-match-stale", Deviates),
             ("head-if-none-match-current", Deviates),
+            ("get-if-modified-since-unchanged", Deviates),
+            ("get-if-unmodified-since-past", Deviates),
+            ("get-if-none-match-false-modified-since-true", Deviates),
         ],
     ),
     (
