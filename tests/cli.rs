@@ -31,12 +31,28 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// A fresh folder under the system temp dir.
-fn scratch(name: &str) -> PathBuf {
+/// A fresh folder under the system temp dir, removed when dropped (also
+/// when an assertion fails).
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("condwrite-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 /// The matrix row of scenario `id`.
@@ -116,7 +132,6 @@ fn a_racy_target_fails_the_run_and_the_json_says_why() {
         assert!(r["duration_ms"].is_u64(), "{r}");
     }
     assert_eq!(report["tool_version"], env!("CARGO_PKG_VERSION"));
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -178,7 +193,6 @@ fn a_malformed_suite_file_is_reported_with_file_line_and_column() {
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("bad.toml:3:"), "{err}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
