@@ -88,24 +88,6 @@ impl Fault {
             Fault::IfNoneMatchAsStar => "if-none-match-as-star",
         }
     }
-
-    /// What the fault breaks, one line.
-    pub fn description(self) -> &'static str {
-        match self {
-            Fault::IgnoreIfNoneMatch => "ignores If-None-Match on writes",
-            Fault::IgnoreIfMatch => "ignores If-Match on writes (PUT and DELETE)",
-            Fault::Racy => "checks the precondition, then writes without a lock",
-            Fault::MissingIfMatch412 => "answers 412 instead of 404 to If-Match on a missing key",
-            Fault::UnquotedIfMatch => "compares If-Match with the unquoted ETag only",
-            Fault::NoEtagOnPut => "sends no ETag in PutObject answers",
-            Fault::IgnoreReadConditions => "ignores conditional headers on GET and HEAD",
-            Fault::RfcIfNoneMatch => {
-                "evaluates If-None-Match: <etag> and both headers as RFC 9110, not 501"
-            }
-            Fault::NoConditionalDelete => "answers 501 to DeleteObject with If-Match",
-            Fault::IfNoneMatchAsStar => "takes any If-None-Match value as *",
-        }
-    }
 }
 
 impl fmt::Display for Fault {
@@ -158,11 +140,6 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// The address it listens on.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

@@ -101,14 +101,6 @@ impl Precondition {
             ..Self::default()
         }
     }
-
-    /// Whether any conditional header is set.
-    pub fn is_conditional(&self) -> bool {
-        self.if_match.is_some()
-            || self.if_none_match.is_some()
-            || self.if_modified_since.is_some()
-            || self.if_unmodified_since.is_some()
-    }
 }
 
 impl fmt::Display for Precondition {

@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::catalog::line_col;
 use crate::reference::{self, Fault, RunningServer};
 use crate::store::{ChecksumMode, ClientSettings, Store};
 use container::{ContainerSpec, RunningContainer};
@@ -187,16 +188,6 @@ pub struct Targets {
     /// Where they came from, for messages.
     pub source: String,
     pub targets: Vec<TargetSpec>,
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before[before.rfind('\n').map_or(0, |i| i + 1)..]
-        .chars()
-        .count()
-        + 1;
-    (line, col)
 }
 
 impl Targets {

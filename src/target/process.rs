@@ -218,11 +218,6 @@ impl ServerProcess {
         self.port
     }
 
-    /// The folder it runs in.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn signal(&self, sig: i32) {
         // SAFETY: signals the server's own process group.
         unsafe {
