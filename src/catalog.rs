@@ -79,8 +79,25 @@ pub struct Scenario {
     pub aws_says: String,
     /// The suite file it came from.
     pub file: String,
+    /// Whether it runs in a bucket of its own with versioning enabled.
+    pub versioning: bool,
+    /// Whether it records a property rather than checking a rule: its
+    /// cells are `info` unless the store contradicts itself.
+    pub informational: bool,
     /// The steps, in order.
     pub steps: Vec<Step>,
+}
+
+impl Scenario {
+    /// The verdict a store that behaves as AWS gets: `info` for an
+    /// informational scenario, else `pass`.
+    pub fn baseline(&self) -> crate::report::Verdict {
+        if self.informational {
+            crate::report::Verdict::Info
+        } else {
+            crate::report::Verdict::Pass
+        }
+    }
 }
 
 /// A request step's kind.
@@ -94,6 +111,22 @@ pub enum Action {
     Race,
     #[serde(rename = "cas_counter")]
     CasCounter,
+    /// CopyObject from `source` onto `key`.
+    Copy,
+    /// CreateMultipartUpload, named by `upload`.
+    #[serde(rename = "create_upload")]
+    CreateUpload,
+    /// UploadPart: the next part of `upload`.
+    #[serde(rename = "upload_part")]
+    UploadPart,
+    /// CompleteMultipartUpload of `upload` with every part uploaded.
+    #[serde(rename = "complete_upload")]
+    CompleteUpload,
+    /// DeleteObjects with per-object ETags.
+    #[serde(rename = "delete_objects")]
+    DeleteObjects,
+    /// Rewrites identical bytes and records whether the ETag changes.
+    Aba,
 }
 
 /// How each round of a race begins.
@@ -113,7 +146,7 @@ pub enum RaceStart {
 pub struct Template(pub String);
 
 impl Template {
-    /// The names it references.
+    /// The names it references (without a `.opaque` suffix).
     pub fn references(&self) -> Vec<String> {
         let mut out = Vec::new();
         let mut rest = self.0.as_str();
@@ -121,7 +154,8 @@ impl Template {
             let after = &rest[start + 2..];
             match after.find('}') {
                 Some(end) => {
-                    out.push(after[..end].to_owned());
+                    let name = &after[..end];
+                    out.push(name.strip_suffix(".opaque").unwrap_or(name).to_owned());
                     rest = &after[end + 1..];
                 }
                 None => break,
@@ -130,7 +164,8 @@ impl Template {
         out
     }
 
-    /// The text with every reference replaced by `lookup(name)`.
+    /// The text with every reference replaced by `lookup(name)`;
+    /// `${name.opaque}` is the ETag without quotes (and weak prefix).
     pub fn render(&self, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
         let mut out = String::new();
         let mut rest = self.0.as_str();
@@ -141,8 +176,16 @@ impl Template {
                 .find('}')
                 .ok_or_else(|| format!("unclosed `${{` in `{}`", self.0))?;
             let name = &after[..end];
-            let value = lookup(name).ok_or_else(|| format!("no ETag saved as `{name}`"))?;
-            out.push_str(&value);
+            let (base, opaque) = match name.strip_suffix(".opaque") {
+                Some(b) => (b, true),
+                None => (name, false),
+            };
+            let value = lookup(base).ok_or_else(|| format!("no ETag saved as `{base}`"))?;
+            if opaque {
+                out.push_str(crate::store::ETag::new(value).opaque());
+            } else {
+                out.push_str(&value);
+            }
             rest = &after[end + 1..];
         }
         out.push_str(rest);
@@ -181,6 +224,9 @@ pub struct Expect {
     pub code: Option<String>,
     /// The version the answer's ETag must name (a 304 carries the ETag).
     pub etag: Option<Template>,
+    /// Other statuses AWS documents for the same outcome (a refusal may be
+    /// 412, or 409 when S3 sees a conflicting operation).
+    pub or_status: Vec<u16>,
 }
 
 /// One step of a scenario.
@@ -198,7 +244,18 @@ pub enum Step {
         /// Whether the step is what the scenario checks (it has conditions
         /// or an explicit expectation) rather than set-up.
         checked: bool,
+        /// The key copied from (`do = "copy"`).
+        source: Option<String>,
+        /// The multipart upload's name (`create_upload`, `upload_part`,
+        /// `complete_upload`).
+        upload: Option<String>,
     },
+    /// One DeleteObjects request; each object has its own condition and
+    /// expected result.
+    DeleteObjects { objects: Vec<BatchObject> },
+    /// The ABA property: the same bytes written twice, then a PUT with the
+    /// first write's ETag.
+    Aba { key: String, body: String },
     /// Concurrent conditional writers on one key, several rounds.
     Race {
         key: String,
@@ -220,6 +277,16 @@ pub enum Step {
     },
 }
 
+/// One object of a DeleteObjects step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchObject {
+    pub key: String,
+    /// The `<ETag>` condition.
+    pub if_match: Option<Template>,
+    /// `None`: AWS lists it as deleted; otherwise the `<Error>` code.
+    pub error: Option<String>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
@@ -235,6 +302,10 @@ struct RawScenario {
     operation: String,
     aws_doc: String,
     aws_says: String,
+    #[serde(default)]
+    versioning: bool,
+    #[serde(default)]
+    informational: bool,
     steps: Vec<Spanned<RawStep>>,
 }
 
@@ -255,7 +326,19 @@ struct RawStep {
     workers: Option<u32>,
     increments: Option<u32>,
     start: Option<RaceStart>,
+    source: Option<String>,
+    upload: Option<String>,
+    objects: Option<Vec<RawObject>>,
     expect: Option<RawExpect>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawObject {
+    key: String,
+    if_match: Option<String>,
+    /// `"deleted"` or an error code.
+    expect: String,
 }
 
 #[derive(Deserialize)]
@@ -266,6 +349,7 @@ struct RawExpect {
     etag: Option<String>,
     winners: Option<u32>,
     loser_status: Option<Vec<u16>>,
+    or_status: Option<Vec<u16>>,
 }
 
 /// Parses one suite file's text. `file` names it in errors.
@@ -313,13 +397,19 @@ pub fn parse_suite(file: &str, text: &str) -> Result<Vec<Scenario>, CatalogError
                 format!("scenario `{id}` has no steps: expected at least one `[[scenario.steps]]`"),
             ));
         }
-        let mut saved: HashSet<String> = HashSet::new();
+        let mut names = Names::default();
         let mut steps = Vec::new();
         for step in raw.steps {
             let step_span = step.span();
-            let step = validate_step(step.into_inner(), &mut saved)
+            let step = validate_step(step.into_inner(), &mut names)
                 .map_err(|m| err_at(Some(step_span), format!("in scenario `{id}`: {m}")))?;
             steps.push(step);
+        }
+        if raw.informational && !steps.iter().any(|s| matches!(s, Step::Aba { .. })) {
+            return Err(err_at(
+                Some(span),
+                format!("scenario `{id}`: `informational = true` needs a `do = \"aba\"` step, the one step that records a property"),
+            ));
         }
         out.push(Scenario {
             id,
@@ -328,6 +418,8 @@ pub fn parse_suite(file: &str, text: &str) -> Result<Vec<Scenario>, CatalogError
             aws_doc: raw.aws_doc,
             aws_says: raw.aws_says,
             file: file.to_owned(),
+            versioning: raw.versioning,
+            informational: raw.informational,
             steps,
         });
     }
@@ -342,10 +434,142 @@ fn action_word(action: Action) -> &'static str {
         Action::Delete => "delete",
         Action::Race => "race",
         Action::CasCounter => "cas_counter",
+        Action::Copy => "copy",
+        Action::CreateUpload => "create_upload",
+        Action::UploadPart => "upload_part",
+        Action::CompleteUpload => "complete_upload",
+        Action::DeleteObjects => "delete_objects",
+        Action::Aba => "aba",
     }
 }
 
-fn validate_step(raw: RawStep, saved: &mut HashSet<String>) -> Result<Step, String> {
+/// Names earlier steps defined: saved ETags, keys written, uploads created.
+#[derive(Default)]
+struct Names {
+    saved: HashSet<String>,
+    uploads: HashSet<String>,
+}
+
+/// Fields a step sets that its action does not take.
+fn unused_fields(raw: &RawStep, allowed: &[&str]) -> Vec<&'static str> {
+    let present = [
+        ("body", raw.body.is_some()),
+        ("if_match", raw.if_match.is_some()),
+        ("if_none_match", raw.if_none_match.is_some()),
+        ("if_modified_since", raw.if_modified_since.is_some()),
+        ("if_unmodified_since", raw.if_unmodified_since.is_some()),
+        ("save_as", raw.save_as.is_some()),
+        ("racers", raw.racers.is_some()),
+        ("rounds", raw.rounds.is_some()),
+        ("workers", raw.workers.is_some()),
+        ("increments", raw.increments.is_some()),
+        ("start", raw.start.is_some()),
+        ("source", raw.source.is_some()),
+        ("upload", raw.upload.is_some()),
+        ("objects", raw.objects.is_some()),
+        ("expect", raw.expect.is_some()),
+    ];
+    present
+        .into_iter()
+        .filter(|(name, set)| *set && !allowed.contains(name))
+        .map(|(name, _)| name)
+        .collect()
+}
+
+fn validate_step(raw: RawStep, names: &mut Names) -> Result<Step, String> {
+    let takes: &[&str] = match raw.action {
+        Action::DeleteObjects => &["objects"],
+        Action::Aba => &["body"],
+        Action::UploadPart => &["upload", "body"],
+        Action::Copy => &["source", "if_match", "if_none_match", "save_as", "expect"],
+        Action::CreateUpload => &["upload", "if_match", "if_none_match", "expect"],
+        Action::CompleteUpload => &["upload", "if_match", "if_none_match", "save_as", "expect"],
+        _ => &[
+            "body",
+            "if_match",
+            "if_none_match",
+            "if_modified_since",
+            "if_unmodified_since",
+            "save_as",
+            "racers",
+            "rounds",
+            "workers",
+            "increments",
+            "start",
+            "expect",
+        ],
+    };
+    let unused = unused_fields(&raw, takes);
+    if let Some(field) = unused.first() {
+        return Err(format!(
+            "`{field}` does not apply to `do = \"{}\"`",
+            action_word(raw.action)
+        ));
+    }
+    if raw.key.is_empty() || raw.key.contains("${") {
+        return Err(
+            "`key` must be a plain, non-empty name (the engine adds the run's prefix)".into(),
+        );
+    }
+    let saved = &mut names.saved;
+    match raw.action {
+        Action::DeleteObjects => {
+            let objects = raw.objects.ok_or(
+                "`do = \"delete_objects\"` needs `objects = [{ key, if_match, expect }, ...]`",
+            )?;
+            if objects.is_empty() {
+                return Err("`objects` is empty: expected at least one object".into());
+            }
+            let mut out = Vec::new();
+            for o in objects {
+                let if_match = o.if_match.map(Template);
+                for name in if_match.iter().flat_map(Template::references) {
+                    if !saved.contains(&name) {
+                        return Err(format!(
+                            "`${{{name}}}` names no ETag: expected a `save_as = \"{name}\"` on an earlier step"
+                        ));
+                    }
+                }
+                out.push(BatchObject {
+                    key: o.key,
+                    if_match,
+                    error: (o.expect != "deleted").then_some(o.expect),
+                });
+            }
+            return Ok(Step::DeleteObjects { objects: out });
+        }
+        Action::Aba => {
+            return Ok(Step::Aba {
+                body: raw
+                    .body
+                    .ok_or("`do = \"aba\"` needs a `body` (written twice)")?,
+                key: raw.key,
+            })
+        }
+        Action::CreateUpload | Action::UploadPart | Action::CompleteUpload => {
+            let upload = raw.upload.clone().ok_or(format!(
+                "`do = \"{}\"` needs `upload = \"name\"`",
+                action_word(raw.action)
+            ))?;
+            let known = names.uploads.contains(&upload);
+            if raw.action == Action::CreateUpload && known {
+                return Err(format!("upload `{upload}` is created twice"));
+            }
+            if raw.action != Action::CreateUpload && !known {
+                return Err(format!(
+                    "`upload = \"{upload}\"` names no upload: expected a `do = \"create_upload\"` step with it earlier"
+                ));
+            }
+            names.uploads.insert(upload);
+            if raw.action == Action::UploadPart && raw.body.is_none() {
+                return Err("`do = \"upload_part\"` needs a `body`".into());
+            }
+        }
+        Action::Copy if raw.source.is_none() => {
+            return Err("`do = \"copy\"` needs `source = \"key\"` (copied onto `key`)".into())
+        }
+        _ => {}
+    }
     for (field, value) in [
         ("if_modified_since", &raw.if_modified_since),
         ("if_unmodified_since", &raw.if_unmodified_since),
@@ -385,11 +609,6 @@ fn validate_step(raw: RawStep, saved: &mut HashSet<String>) -> Result<Step, Stri
         }
         Ok(())
     };
-    if raw.key.is_empty() || raw.key.contains("${") {
-        return Err(
-            "`key` must be a plain, non-empty name (the engine adds the run's prefix)".into(),
-        );
-    }
     match raw.action {
         Action::Race => {
             for (field, present) in [
@@ -494,8 +713,8 @@ fn validate_step(raw: RawStep, saved: &mut HashSet<String>) -> Result<Step, Stri
             if action == Action::Put && raw.body.is_none() {
                 return Err("`do = \"put\"` needs a `body`".into());
             }
-            if action != Action::Put && raw.body.is_some() {
-                return Err("only `do = \"put\"` takes a `body`".into());
+            if !matches!(action, Action::Put | Action::UploadPart) && raw.body.is_some() {
+                return Err("only `do = \"put\"` and `do = \"upload_part\"` take a `body`".into());
             }
             if action == Action::Delete && conditions.if_none_match.is_some() {
                 return Err("DeleteObject has no If-None-Match: expected `if_match` only".into());
@@ -524,14 +743,17 @@ fn validate_step(raw: RawStep, saved: &mut HashSet<String>) -> Result<Step, Stri
                         status: e.status.ok_or("`expect` needs a `status`")?,
                         code: e.code,
                         etag,
+                        or_status: e.or_status.unwrap_or_default(),
                     }
                 }
                 None => Expect {
                     status: if action == Action::Delete { 204 } else { 200 },
                     code: None,
                     etag: None,
+                    or_status: Vec::new(),
                 },
             };
+            let checked = checked && action != Action::UploadPart;
             if let Some(name) = &raw.save_as {
                 saved.insert(name.clone());
             }
@@ -543,6 +765,8 @@ fn validate_step(raw: RawStep, saved: &mut HashSet<String>) -> Result<Step, Stri
                 save_as: raw.save_as,
                 expect,
                 checked,
+                source: raw.source,
+                upload: raw.upload,
             })
         }
     }
@@ -786,6 +1010,9 @@ expect = { status = 200 }
         assert_eq!(t.references(), vec!["a", "b"]);
         let r = t.render(|n| Some(format!("\"{n}\""))).unwrap();
         assert_eq!(r, "W/\"a\", \"b\"");
+        let t = Template("${a.opaque}".into());
+        assert_eq!(t.references(), vec!["a"]);
+        assert_eq!(t.render(|_| Some("\"e1\"".into())).unwrap(), "e1");
         assert!(t.render(|_| None).is_err());
     }
 }

@@ -84,10 +84,13 @@ enum Command {
         /// Port on 127.0.0.1 (0 picks a free one)
         #[arg(long, default_value_t = 9000)]
         port: u16,
-        /// Break one rule on purpose (repeatable): ignore-if-none-match,
-        /// ignore-if-match, racy, missing-if-match-412
+        /// Break one rule on purpose (repeatable); README lists the faults,
+        /// and an unknown name prints them
         #[arg(long = "fault", value_name = "FAULT")]
         faults: Vec<String>,
+        /// Serve one store on this many ports, like the nodes of a cluster
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8))]
+        nodes: u16,
     },
     /// Print the scenario catalog: id, title, operation, AWS reference
     List {
@@ -140,13 +143,22 @@ pub fn main() -> ExitCode {
         Err(e) => return usage_error(format!("cannot start the async runtime: {e}")),
     };
     match cli.command {
-        Some(Command::Serve { port, ref faults }) => serve(&runtime, port, faults),
+        Some(Command::Serve {
+            port,
+            ref faults,
+            nodes,
+        }) => serve(&runtime, port, faults, nodes.into()),
         Some(Command::List { format }) => list(cli.suites.as_deref(), format),
         None => check(&runtime, cli),
     }
 }
 
-fn serve(runtime: &tokio::runtime::Runtime, port: u16, faults: &[String]) -> ExitCode {
+fn serve(
+    runtime: &tokio::runtime::Runtime,
+    port: u16,
+    faults: &[String],
+    nodes: usize,
+) -> ExitCode {
     let faults = match faults
         .iter()
         .map(|f| f.parse::<Fault>())
@@ -160,6 +172,7 @@ fn serve(runtime: &tokio::runtime::Runtime, port: u16, faults: &[String]) -> Exi
             faults: faults.clone(),
             access_key: target::EMBEDDED_ACCESS_KEY.into(),
             secret_key: target::EMBEDDED_SECRET_KEY.into(),
+            nodes,
         };
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let server = match reference::start(options, addr).await {
@@ -181,7 +194,7 @@ fn serve(runtime: &tokio::runtime::Runtime, port: u16, faults: &[String]) -> Exi
         };
         println!(
             "condwrite reference S3 server listening on {}",
-            server.url()
+            server.urls().join(", ")
         );
         println!("  region us-east-1, path-style addressing, in memory");
         println!(
@@ -337,7 +350,7 @@ fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
                     let cell = match live_target.as_deref() {
                         Some(Ok(live)) => {
                             let prefix = format!("{}{prefix}{}/", live.prefix(), scenario.id);
-                            let j = handle.block_on(engine::run(live.store(), &scenario, &prefix));
+                            let j = handle.block_on(engine::run(&live.site(), &scenario, &prefix));
                             CellResult {
                                 target: target_name,
                                 scenario: scenario.id.clone(),

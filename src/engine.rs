@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::Barrier;
 
-use crate::catalog::{Action, Conditions, Expect, RaceStart, Scenario, Step};
+use crate::catalog::{Action, BatchObject, Conditions, Expect, RaceStart, Scenario, Step};
 use crate::report::Verdict;
 use crate::store::{ETag, Outcome, Precondition, Store};
 
@@ -108,22 +108,130 @@ impl Graded {
 /// A step that stopped the scenario before it could be graded.
 struct Abort(String);
 
-/// Runs `scenario` on `store` under `prefix` (which must end in `/` and be
-/// unused), then deletes everything under the prefix.
-pub async fn run(store: &Store, scenario: &Scenario, prefix: &str) -> Judgement {
+/// Where a scenario runs: the run's bucket through each endpoint of the
+/// target, and whether the target lets scenarios make buckets of their own
+/// (versioning scenarios need one).
+#[derive(Clone, Copy)]
+pub struct Site<'a> {
+    /// The bucket through the target's (first) endpoint.
+    pub store: &'a Store,
+    /// The same bucket through the target's other endpoints, if any.
+    pub peers: &'a [Store],
+    /// False for a target that names a bucket to work in.
+    pub may_create_buckets: bool,
+}
+
+impl<'a> Site<'a> {
+    /// A site of one endpoint that may create buckets.
+    pub fn single(store: &'a Store) -> Self {
+        Self {
+            store,
+            peers: &[],
+            may_create_buckets: true,
+        }
+    }
+}
+
+/// Runs `scenario` on `site` under `prefix` (which must end in `/` and be
+/// unused), then deletes everything under the prefix — and a bucket it
+/// made for a versioning scenario.
+pub async fn run(site: &Site<'_>, scenario: &Scenario, prefix: &str) -> Judgement {
     let started = Instant::now();
+    if !scenario.versioning {
+        let stores: Vec<Store> = std::iter::once(site.store.clone())
+            .chain(site.peers.iter().cloned())
+            .collect();
+        return run_in(&stores, scenario, prefix, started, false).await;
+    }
+    let judged = |verdict, reason: String| Judgement {
+        verdict,
+        reason,
+        evidence: Vec::new(),
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    if !site.may_create_buckets {
+        return judged(
+            Verdict::Unsupported,
+            "needs a bucket of its own with versioning enabled; this target names a bucket to work in".into(),
+        );
+    }
+    static VERSIONED: AtomicU32 = AtomicU32::new(0);
+    let n = VERSIONED.fetch_add(1, Ordering::SeqCst);
+    let bucket = format!("{}-v{n}", site.store.bucket());
+    let store = site.store.for_bucket(bucket.clone());
+    if let Err(e) = store.create_bucket().await {
+        return judged(
+            Verdict::Error,
+            format!("making a versioned bucket failed: {e}"),
+        );
+    }
+    let ready = match store.enable_versioning().await {
+        Err(e) => Err((Verdict::Unsupported, format!("versioning cannot be enabled: {e}"))),
+        Ok(()) => match store.versioning_enabled().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err((
+                Verdict::Unsupported,
+                "PutBucketVersioning was accepted, but GetBucketVersioning does not report it enabled".into(),
+            )),
+            Err(e) => Err((Verdict::Unsupported, format!("versioning cannot be read back: {e}"))),
+        },
+    };
+    let mut judgement = match ready {
+        Ok(()) => {
+            let stores: Vec<Store> = std::iter::once(store.clone())
+                .chain(site.peers.iter().map(|p| p.for_bucket(bucket.clone())))
+                .collect();
+            run_in(&stores, scenario, prefix, started, true).await
+        }
+        Err((verdict, reason)) => judged(verdict, reason),
+    };
+    if let Err(e) = store.delete_bucket().await {
+        judgement
+            .reason
+            .push_str(&format!(" (removing the versioned bucket failed: {e})"));
+        if judgement.verdict <= Verdict::Info {
+            judgement.verdict = Verdict::Error;
+        }
+    }
+    judgement.duration_ms = started.elapsed().as_millis() as u64;
+    judgement
+}
+
+async fn run_in(
+    stores: &[Store],
+    scenario: &Scenario,
+    prefix: &str,
+    started: Instant,
+    versioned: bool,
+) -> Judgement {
+    let store = &stores[0];
     let mut run = Run {
         store,
+        stores,
         prefix,
         saved: HashMap::new(),
+        uploads: HashMap::new(),
         evidence: Vec::new(),
+        informational: scenario.informational,
     };
     let mut worst: Option<(usize, Graded)> = None;
     for (index, step) in scenario.steps.iter().enumerate() {
         let graded = match run.step(step).await {
             Ok(Some(g)) => g,
             Ok(None) => continue,
-            Err(Abort(why)) => Graded::new(Verdict::Error, why),
+            Err(Abort(why)) => match worst.as_mut() {
+                // An earlier step already answered differently from AWS (a
+                // refused CreateMultipartUpload, say); that is what made this
+                // one impossible, so the earlier verdict stands.
+                Some((_, w)) if w.verdict > Verdict::Info => {
+                    w.reason.push_str(&format!(
+                        "; the scenario stopped at step {}: {why}",
+                        index + 1
+                    ));
+                    break;
+                }
+                _ => Graded::new(Verdict::Error, why),
+            },
         };
         let stop = matches!(graded.verdict, Verdict::Unsafe | Verdict::Error);
         if worst
@@ -152,10 +260,25 @@ pub async fn run(store: &Store, scenario: &Scenario, prefix: &str) -> Judgement 
         ),
     };
     let mut verdict = verdict;
-    if let Err(e) = store.delete_prefix(prefix).await {
-        if verdict == Verdict::Pass {
+    let mut problems = Vec::new();
+    for (key, upload) in &run.uploads {
+        if let Err(e) = store.abort_upload(key, &upload.id).await {
+            problems.push(e);
+        }
+    }
+    let cleaned = if versioned {
+        store.delete_versions(prefix).await
+    } else {
+        store.delete_prefix(prefix).await
+    };
+    if let Err(e) = cleaned {
+        problems.push(e);
+    }
+    if !problems.is_empty() {
+        let e = problems.join("; ");
+        if verdict <= Verdict::Info {
             verdict = Verdict::Error;
-            reason = format!("passed, but cleaning up failed: {e}");
+            reason = format!("{reason}; but cleaning up failed: {e}");
         } else {
             reason.push_str(&format!(" (cleaning up failed: {e})"));
         }
@@ -168,16 +291,32 @@ pub async fn run(store: &Store, scenario: &Scenario, prefix: &str) -> Judgement 
     }
 }
 
+/// A multipart upload a scenario started.
+struct OpenUpload {
+    id: String,
+    /// Parts uploaded so far: number, ETag, bytes.
+    parts: Vec<(i32, ETag, Bytes)>,
+}
+
 struct Run<'a> {
     store: &'a Store,
+    /// The bucket through every endpoint; racers and workers take turns.
+    stores: &'a [Store],
     prefix: &'a str,
     saved: HashMap<String, ETag>,
+    /// Uploads by full key; aborted at the end (completed ones are gone).
+    uploads: HashMap<String, OpenUpload>,
     evidence: Vec<Outcome>,
+    informational: bool,
 }
 
 impl Run<'_> {
     fn key(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
+    }
+
+    fn lookup(&self, name: &str) -> Option<String> {
+        self.saved.get(name).map(|e| e.as_str().to_owned())
     }
 
     fn precondition(
@@ -205,8 +344,8 @@ impl Run<'_> {
         let lookup = |name: &str| {
             extra
                 .get(name)
-                .or_else(|| self.saved.get(name))
                 .map(|e| e.as_str().to_owned())
+                .or_else(|| self.lookup(name))
         };
         let render = |t: &Option<crate::catalog::Template>| {
             t.as_ref()
@@ -252,13 +391,22 @@ impl Run<'_> {
         }
     }
 
+    /// Sends one request of a `Step::Request`. `source` is the full key a
+    /// copy reads from.
     async fn send(
         &mut self,
         action: Action,
         key: &str,
         body: Option<&str>,
+        source: Option<&str>,
         pre: &Precondition,
     ) -> Result<Outcome, Abort> {
+        let upload_id = || {
+            self.uploads
+                .get(key)
+                .map(|u| u.id.clone())
+                .ok_or_else(|| Abort(format!("no multipart upload of {key} is open")))
+        };
         let res = match action {
             Action::Put => {
                 let body = Bytes::from(body.unwrap_or_default().to_owned());
@@ -267,13 +415,83 @@ impl Run<'_> {
             Action::Get => self.store.get(key, pre).await,
             Action::Head => self.store.head(key, pre).await,
             Action::Delete => self.store.delete(key, pre).await,
-            Action::Race | Action::CasCounter => {
-                unreachable!("races and counters are not single requests")
+            Action::Copy => self.store.copy(source.unwrap_or_default(), key, pre).await,
+            Action::CreateUpload => self.store.create_upload(key, pre).await,
+            Action::UploadPart => {
+                let id = upload_id()?;
+                let number = self.uploads.get(key).map_or(0, |u| u.parts.len()) as i32 + 1;
+                let data = Bytes::from(body.unwrap_or_default().to_owned());
+                let out = self.store.upload_part(key, &id, number, data.clone()).await;
+                if let Ok(o) = &out {
+                    if let (true, Some(etag), Some(u)) =
+                        (o.is_success(), o.etag.clone(), self.uploads.get_mut(key))
+                    {
+                        u.parts.push((number, etag, data));
+                    }
+                }
+                out
+            }
+            Action::CompleteUpload => {
+                let id = upload_id()?;
+                let parts: Vec<(i32, ETag)> = self.uploads[key]
+                    .parts
+                    .iter()
+                    .map(|(n, e, _)| (*n, e.clone()))
+                    .collect();
+                self.store.complete_upload(key, &id, &parts, pre).await
+            }
+            Action::Race | Action::CasCounter | Action::DeleteObjects | Action::Aba => {
+                unreachable!("not a single-request step")
             }
         };
         let out = res.map_err(|e| Abort(format!("no answer: {}", e.message)))?;
+        if action == Action::CreateUpload {
+            if let Some(id) = &out.upload_id {
+                self.uploads.insert(
+                    key.to_owned(),
+                    OpenUpload {
+                        id: id.clone(),
+                        parts: Vec::new(),
+                    },
+                );
+            }
+        }
+        if action == Action::CompleteUpload && out.is_success() {
+            self.uploads.remove(key);
+        }
         self.evidence.push(out.clone());
         Ok(out)
+    }
+
+    /// The bytes a successful write of this step must leave under the key:
+    /// the PUT body, the copy source's body, the upload's parts joined.
+    async fn new_body(
+        &mut self,
+        action: Action,
+        key: &str,
+        body: Option<&str>,
+        source: Option<&str>,
+    ) -> Result<Option<Bytes>, Abort> {
+        Ok(match action {
+            Action::Put => Some(Bytes::from(body.unwrap_or_default().to_owned())),
+            Action::Copy => match self.read(source.unwrap_or_default()).await? {
+                State::Present { body, .. } => Some(body),
+                State::Absent => {
+                    return Err(Abort(format!(
+                        "the copy source {} does not exist",
+                        source.unwrap_or_default()
+                    )))
+                }
+            },
+            Action::CompleteUpload => {
+                let mut all = Vec::new();
+                for (_, _, data) in self.uploads.get(key).map_or(&[][..], |u| &u.parts[..]) {
+                    all.extend_from_slice(data);
+                }
+                Some(Bytes::from(all))
+            }
+            _ => None,
+        })
     }
 
     async fn step(&mut self, step: &Step) -> Result<Option<Graded>, Abort> {
@@ -286,15 +504,23 @@ impl Run<'_> {
                 save_as,
                 expect,
                 checked,
+                source,
+                upload: _,
             } => {
                 let key = self.key(key);
+                let source = source.as_deref().map(|s| self.key(s));
                 let before = if *checked {
                     Some(self.read(&key).await?)
                 } else {
                     None
                 };
+                let new_body = self
+                    .new_body(*action, &key, body.as_deref(), source.as_deref())
+                    .await?;
                 let pre = self.precondition(conditions, &HashMap::new(), before.as_ref())?;
-                let out = self.send(*action, &key, body.as_deref(), &pre).await?;
+                let out = self
+                    .send(*action, &key, body.as_deref(), source.as_deref(), &pre)
+                    .await?;
                 let graded = match before {
                     None => {
                         if out.status != expect.status {
@@ -311,17 +537,16 @@ impl Run<'_> {
                     Some(before) => {
                         let after = self.read(&key).await?;
                         let want_etag = match &expect.etag {
-                            Some(t) => Some(ETag::new(
-                                t.render(|n| self.saved.get(n).map(|e| e.as_str().to_owned()))
-                                    .map_err(|e| {
-                                        Abort(format!("could not fill in `expect.etag`: {e}"))
-                                    })?,
-                            )),
+                            Some(t) => {
+                                Some(ETag::new(t.render(|n| self.lookup(n)).map_err(|e| {
+                                    Abort(format!("could not fill in `expect.etag`: {e}"))
+                                })?))
+                            }
                             None => None,
                         };
                         Some(grade_request(
                             *action,
-                            body.as_deref(),
+                            new_body.as_deref(),
                             &pre,
                             expect,
                             want_etag.as_ref(),
@@ -345,6 +570,11 @@ impl Run<'_> {
                     self.saved.insert(name.clone(), etag);
                 }
                 Ok(graded)
+            }
+            Step::DeleteObjects { objects } => Ok(Some(self.delete_objects(objects).await?)),
+            Step::Aba { key, body } => {
+                let key = self.key(key);
+                Ok(Some(self.aba(&key, body).await?))
             }
             Step::CasCounter {
                 key,
@@ -371,9 +601,122 @@ impl Run<'_> {
                             .await?,
                     );
                 }
-                Ok(Some(grade_race(&rounds_seen, *winners, loser_status)))
+                let mut graded = grade_race(&rounds_seen, *winners, loser_status);
+                if self.stores.len() > 1 {
+                    graded.reason = format!(
+                        "racers spread over {} endpoints: {}",
+                        self.stores.len(),
+                        graded.reason
+                    );
+                }
+                Ok(Some(graded))
             }
         }
+    }
+
+    /// One DeleteObjects with a condition per object: each object must end
+    /// as AWS says (deleted, or untouched with the error code), read back.
+    async fn delete_objects(&mut self, objects: &[BatchObject]) -> Result<Graded, Abort> {
+        let mut sent = Vec::new();
+        let mut before = Vec::new();
+        for o in objects {
+            let key = self.key(&o.key);
+            let etag = o
+                .if_match
+                .as_ref()
+                .map(|t| t.render(|n| self.lookup(n)))
+                .transpose()
+                .map_err(|e| Abort(format!("could not fill in an ETag: {e}")))?;
+            before.push(self.read(&key).await?);
+            sent.push((key, etag));
+        }
+        let out = self
+            .store
+            .delete_objects(&sent)
+            .await
+            .map_err(|e| Abort(format!("no answer: {}", e.message)))?;
+        self.evidence.push(out.clone());
+        let mut after = Vec::new();
+        for (key, _) in &sent {
+            after.push(self.read(key).await?);
+        }
+        Ok(grade_delete_objects(objects, &sent, &out, &before, &after))
+    }
+
+    /// The ABA property: the same bytes written twice; does the ETag stay?
+    /// Then a PUT with the first ETag must agree with the answer: accepted
+    /// if the ETag stayed, refused if it changed.
+    async fn aba(&mut self, key: &str, body: &str) -> Result<Graded, Abort> {
+        let mut etags = Vec::new();
+        for _ in 0..2 {
+            let out = self
+                .send(Action::Put, key, Some(body), None, &Precondition::none())
+                .await?;
+            if !out.is_success() {
+                return Err(Abort(format!(
+                    "set-up PUT {key} answered {}",
+                    out.status_line()
+                )));
+            }
+            let etag = match (out.etag.clone(), self.read(key).await?) {
+                (Some(e), _) => e,
+                (None, State::Present { etag: Some(e), .. }) => e,
+                _ => return Err(Abort(format!("PUT {key} returned no ETag"))),
+            };
+            etags.push(etag);
+        }
+        let kept = etags[0].same_version(&etags[1]);
+        let before = self.read(key).await?;
+        let pre = Precondition::if_match(&etags[0]);
+        let next = format!("{body} (then changed)");
+        let out = self.send(Action::Put, key, Some(&next), None, &pre).await?;
+        let after = self.read(key).await?;
+        let expect = if kept {
+            Expect {
+                status: 200,
+                code: None,
+                etag: None,
+                or_status: Vec::new(),
+            }
+        } else {
+            Expect {
+                status: 412,
+                code: Some("PreconditionFailed".into()),
+                etag: None,
+                or_status: Vec::new(),
+            }
+        };
+        let g = grade_request(
+            Action::Put,
+            Some(next.as_bytes()),
+            &pre,
+            &expect,
+            None,
+            &out,
+            &before,
+            &after,
+        );
+        let property = if kept {
+            format!(
+                "rewriting identical bytes keeps the ETag ({} both times): a writer holding the ETag from before the rewrite still wins its If-Match (ABA)",
+                etags[0]
+            )
+        } else {
+            format!(
+                "rewriting identical bytes changes the ETag ({} then {}): an If-Match from before the rewrite is refused",
+                etags[0], etags[1]
+            )
+        };
+        Ok(if g.verdict == Verdict::Pass {
+            let verdict = if self.informational {
+                Verdict::Info
+            } else {
+                Verdict::Pass
+            };
+            Graded::new(verdict, property)
+        } else {
+            Graded::new(g.verdict, format!("{property}; but {}", g.reason))
+        })
     }
 
     /// `workers` read-modify-write loops on one counter under If-Match, until
@@ -386,7 +729,7 @@ impl Run<'_> {
         increments: u32,
     ) -> Result<Graded, Abort> {
         let setup = self
-            .send(Action::Put, key, Some("0"), &Precondition::none())
+            .send(Action::Put, key, Some("0"), None, &Precondition::none())
             .await?;
         if !setup.is_success() {
             return Err(Abort(format!(
@@ -399,8 +742,9 @@ impl Run<'_> {
         let max_attempts = increments * 10 + workers * 4;
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut tasks = Vec::new();
-        for _ in 0..workers {
-            let (store, key) = (self.store.clone(), key.to_owned());
+        for worker in 0..workers {
+            let store = self.stores[worker as usize % self.stores.len()].clone();
+            let key = key.to_owned();
             let (done, attempts) = (done.clone(), attempts.clone());
             tasks.push(tokio::spawn(async move {
                 let mut seen = WorkerSeen::default();
@@ -497,7 +841,7 @@ impl Run<'_> {
             RaceStart::Existing => {
                 let body = format!("base of round {round}");
                 let out = self
-                    .send(Action::Put, key, Some(&body), &Precondition::none())
+                    .send(Action::Put, key, Some(&body), None, &Precondition::none())
                     .await?;
                 if !out.is_success() {
                     return Err(Abort(format!(
@@ -522,7 +866,7 @@ impl Run<'_> {
         let barrier = Arc::new(Barrier::new(racers as usize));
         let mut tasks = Vec::new();
         for racer in 0..racers {
-            let store = self.store.clone();
+            let store = self.stores[racer as usize % self.stores.len()].clone();
             let key = key.to_owned();
             let pre = pre.clone();
             let barrier = barrier.clone();
@@ -566,14 +910,24 @@ fn action_name(action: Action) -> &'static str {
         Action::Delete => "DELETE",
         Action::Race => "race",
         Action::CasCounter => "cas_counter",
+        Action::Copy => "COPY",
+        Action::CreateUpload => "CreateMultipartUpload",
+        Action::UploadPart => "UploadPart",
+        Action::CompleteUpload => "CompleteMultipartUpload",
+        Action::DeleteObjects => "DeleteObjects",
+        Action::Aba => "aba",
     }
 }
 
 fn expected_text(expect: &Expect) -> String {
-    match &expect.code {
+    let mut text = match &expect.code {
         Some(code) => format!("{} {code}", expect.status),
         None => expect.status.to_string(),
+    };
+    for s in &expect.or_status {
+        text.push_str(&format!(" or {s}"));
     }
+    text
 }
 
 /// Whether the answer is an explicit refusal of the request as such (the
@@ -591,7 +945,7 @@ fn is_unsupported_answer(out: &Outcome) -> bool {
 #[allow(clippy::too_many_arguments)]
 fn grade_request(
     action: Action,
-    body: Option<&str>,
+    new_body: Option<&[u8]>,
     pre: &Precondition,
     expect: &Expect,
     want_etag: Option<&ETag>,
@@ -602,14 +956,18 @@ fn grade_request(
     let request = format!("{} {pre}", action_name(action));
     let changed = !before.same_as(after);
     let expected_applied = (200..300).contains(&expect.status);
-    let writes = matches!(action, Action::Put | Action::Delete);
+    let writes = matches!(
+        action,
+        Action::Put | Action::Delete | Action::Copy | Action::CompleteUpload
+    );
     let expected = if !writes {
         format!("{}, object unchanged", expected_text(expect))
     } else if expected_applied {
-        let effect = if action == Action::Delete {
-            "object deleted".to_owned()
-        } else {
-            "object holds the new body".to_owned()
+        let effect = match action {
+            Action::Delete => "object deleted",
+            Action::Copy => "object holds the source's body",
+            Action::CompleteUpload => "object holds the uploaded parts",
+            _ => "object holds the new body",
         };
         format!("{}, {effect}", expected_text(expect))
     } else {
@@ -665,8 +1023,8 @@ fn grade_request(
     }
 
     let landed = match action {
-        Action::Put => after.holds(body.unwrap_or_default().as_bytes()),
-        _ => *after == State::Absent,
+        Action::Delete => *after == State::Absent,
+        _ => after.holds(new_body.unwrap_or_default()),
     };
     if expected_applied {
         if out.is_success() {
@@ -676,7 +1034,7 @@ fn grade_request(
                     line(": the write was acknowledged but is not there"),
                 );
             }
-            if action == Action::Put {
+            if action != Action::Delete {
                 let stored = match after {
                     State::Present { etag, .. } => etag.as_ref(),
                     State::Absent => None,
@@ -730,7 +1088,7 @@ fn grade_request(
         return Graded::new(Verdict::Unsafe, line(": refused, yet the object changed"));
     }
     let code_ok = expect.code.is_none() || out.code.is_none() || out.code == expect.code;
-    if out.status == expect.status && code_ok {
+    if (out.status == expect.status && code_ok) || expect.or_status.contains(&out.status) {
         return Graded::new(Verdict::Pass, line(""));
     }
     if is_unsupported_answer(out) {
@@ -740,6 +1098,101 @@ fn grade_request(
         return Graded::new(Verdict::Error, line(": server error"));
     }
     Graded::new(Verdict::Deviates, line(""))
+}
+
+/// Grades a DeleteObjects: every object must end as AWS says, read back —
+/// deleted, or untouched and listed under `<Error>` with the expected code.
+fn grade_delete_objects(
+    objects: &[BatchObject],
+    sent: &[(String, Option<String>)],
+    out: &Outcome,
+    before: &[State],
+    after: &[State],
+) -> Graded {
+    let expected: Vec<String> = objects
+        .iter()
+        .map(|o| format!("{} {}", o.key, o.error.as_deref().unwrap_or("deleted")))
+        .collect();
+    let mut verdict = Verdict::Pass;
+    let mut actual = Vec::new();
+    let mut notes = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        let key = &sent[i].0;
+        let item = out.items.iter().find(|it| &it.key == key);
+        let listed = match item {
+            None => "not listed".to_owned(),
+            Some(it) => it.error.clone().unwrap_or_else(|| "deleted".into()),
+        };
+        let (b, a) = (&before[i], &after[i]);
+        let state = if b.same_as(a) {
+            "kept"
+        } else if *a == State::Absent {
+            "gone"
+        } else {
+            "changed"
+        };
+        actual.push(format!("{} {listed} ({state})", o.key));
+        let mut note = |v: Verdict, text: String| {
+            verdict = verdict.max(v);
+            notes.push(text);
+        };
+        match &o.error {
+            Some(code) => {
+                if state != "kept" {
+                    note(
+                        Verdict::Unsafe,
+                        format!("{}: deleted although its ETag condition fails", o.key),
+                    );
+                } else if listed != *code {
+                    note(
+                        Verdict::Deviates,
+                        format!("{}: listed as {listed}, expected {code}", o.key),
+                    );
+                }
+            }
+            None => {
+                if state != "gone" && listed == "deleted" {
+                    note(
+                        Verdict::Unsafe,
+                        format!("{}: listed as deleted, yet it is still there", o.key),
+                    );
+                } else if state != "gone" {
+                    note(
+                        Verdict::Deviates,
+                        format!(
+                            "{}: not deleted ({listed}) although its ETag is current",
+                            o.key
+                        ),
+                    );
+                } else if listed != "deleted" {
+                    note(
+                        Verdict::Deviates,
+                        format!("{}: deleted, but listed as {listed}", o.key),
+                    );
+                }
+            }
+        }
+    }
+    if !out.is_success() && verdict < Verdict::Unsafe {
+        verdict = if is_unsupported_answer(out) {
+            Verdict::Unsupported
+        } else if out.status >= 500 {
+            Verdict::Error
+        } else {
+            Verdict::Deviates
+        };
+    }
+    let mut reason = format!(
+        "DeleteObjects with per-object ETags: Expected: 200, {}; Actual: {}, {}",
+        expected.join(", "),
+        out.status_line(),
+        actual.join(", ")
+    );
+    for n in notes {
+        reason.push_str("; ");
+        reason.push_str(&n);
+    }
+    Graded::new(verdict, reason)
 }
 
 /// What the workers of a CAS counter saw.
@@ -1011,6 +1464,8 @@ mod tests {
             etag: etag.map(ETag::new),
             last_modified: None,
             body: None,
+            upload_id: None,
+            items: Vec::new(),
         }
     }
 
@@ -1027,6 +1482,7 @@ mod tests {
             status: 412,
             code: Some("PreconditionFailed".into()),
             etag: None,
+            or_status: Vec::new(),
         }
     }
 
@@ -1034,7 +1490,7 @@ mod tests {
     fn a_refusal_that_changed_the_bytes_is_unsafe() {
         let g = grade_request(
             Action::Put,
-            Some("new"),
+            Some(b"new".as_slice()),
             &Precondition::create_only(),
             &refused_412(),
             None,
@@ -1054,12 +1510,13 @@ mod tests {
     fn an_acknowledged_write_that_is_not_there_is_unsafe() {
         let g = grade_request(
             Action::Put,
-            Some("new"),
+            Some(b"new".as_slice()),
             &Precondition::create_only(),
             &Expect {
                 status: 200,
                 code: None,
                 etag: None,
+                or_status: Vec::new(),
             },
             None,
             &out(200, None, Some("\"b\"")),
@@ -1073,12 +1530,13 @@ mod tests {
     fn another_refusal_status_with_nothing_changed_deviates() {
         let g = grade_request(
             Action::Put,
-            Some("new"),
+            Some(b"new".as_slice()),
             &Precondition::create_only(),
             &Expect {
                 status: 404,
                 code: Some("NoSuchKey".into()),
                 etag: None,
+                or_status: Vec::new(),
             },
             None,
             &out(412, Some("PreconditionFailed"), None),
@@ -1098,7 +1556,7 @@ mod tests {
     fn not_implemented_with_nothing_changed_is_unsupported() {
         let g = grade_request(
             Action::Put,
-            Some("new"),
+            Some(b"new".as_slice()),
             &Precondition::create_only(),
             &refused_412(),
             None,
@@ -1113,12 +1571,13 @@ mod tests {
     fn a_missing_etag_on_success_deviates() {
         let g = grade_request(
             Action::Put,
-            Some("new"),
+            Some(b"new".as_slice()),
             &Precondition::create_only(),
             &Expect {
                 status: 200,
                 code: None,
                 etag: None,
+                or_status: Vec::new(),
             },
             None,
             &out(200, None, None),

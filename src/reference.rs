@@ -45,8 +45,9 @@ pub enum Fault {
     /// ETag the server itself returned never matches (Ceph RGW 16 does this
     /// on PutObject).
     UnquotedIfMatch,
-    /// PutObject answers carry no ETag.
-    NoEtagOnPut,
+    /// PutObject, CopyObject and CompleteMultipartUpload answers carry no
+    /// ETag.
+    NoEtagOnWrite,
     /// GetObject and HeadObject ignore every conditional header.
     IgnoreReadConditions,
     /// PutObject evaluates `If-None-Match: <etag>` and both headers together
@@ -56,21 +57,51 @@ pub enum Fault {
     NoConditionalDelete,
     /// Any `If-None-Match` value is taken as `*`: "matches whatever exists".
     IfNoneMatchAsStar,
+    /// `If-Match` is compared verbatim with the quoted ETag, so an unquoted
+    /// ETag never matches.
+    QuotedIfMatchOnly,
+    /// An `If-Match` that is not one plain ETag (a weak tag, a list, `*`)
+    /// is not understood and the write goes through unconditionally.
+    IgnoreUnparsedIfMatch,
+    /// Multipart conditions are checked at CreateMultipartUpload, the one
+    /// place AWS ignores them, and not at CompleteMultipartUpload.
+    MultipartChecksAtCreate,
+    /// CopyObject ignores the destination's `If-Match` / `If-None-Match`.
+    IgnoreCopyConditions,
+    /// CopyObject writes the destination first and checks its conditions
+    /// afterwards: a refused copy has already replaced the bytes.
+    CopyWritesBeforeCheck,
+    /// DeleteObjects ignores the per-object `ETag` conditions.
+    DeleteObjectsIgnoresEtag,
+    /// In a versioned bucket, a key whose current version is a delete
+    /// marker counts as existing (an object without ETag).
+    DeleteMarkerCountsAsObject,
+    /// Each node of a cluster checks and writes under a lock of its own:
+    /// writers on one node are serialised, writers on two nodes race.
+    NodeLocalLock,
 }
 
 impl Fault {
     /// Every fault, in the order documentation lists them.
-    pub const ALL: [Fault; 10] = [
+    pub const ALL: [Fault; 18] = [
         Fault::IgnoreIfNoneMatch,
         Fault::IgnoreIfMatch,
         Fault::Racy,
         Fault::MissingIfMatch412,
         Fault::UnquotedIfMatch,
-        Fault::NoEtagOnPut,
+        Fault::NoEtagOnWrite,
         Fault::IgnoreReadConditions,
         Fault::RfcIfNoneMatch,
         Fault::NoConditionalDelete,
         Fault::IfNoneMatchAsStar,
+        Fault::QuotedIfMatchOnly,
+        Fault::IgnoreUnparsedIfMatch,
+        Fault::MultipartChecksAtCreate,
+        Fault::IgnoreCopyConditions,
+        Fault::CopyWritesBeforeCheck,
+        Fault::DeleteObjectsIgnoresEtag,
+        Fault::DeleteMarkerCountsAsObject,
+        Fault::NodeLocalLock,
     ];
 
     /// The name used in targets.toml.
@@ -81,11 +112,19 @@ impl Fault {
             Fault::Racy => "racy",
             Fault::MissingIfMatch412 => "missing-if-match-412",
             Fault::UnquotedIfMatch => "unquoted-if-match",
-            Fault::NoEtagOnPut => "no-etag-on-put",
+            Fault::NoEtagOnWrite => "no-etag-on-write",
             Fault::IgnoreReadConditions => "ignore-read-conditions",
             Fault::RfcIfNoneMatch => "rfc-if-none-match",
             Fault::NoConditionalDelete => "no-conditional-delete",
             Fault::IfNoneMatchAsStar => "if-none-match-as-star",
+            Fault::QuotedIfMatchOnly => "quoted-if-match-only",
+            Fault::IgnoreUnparsedIfMatch => "ignore-unparsed-if-match",
+            Fault::MultipartChecksAtCreate => "multipart-checks-at-create",
+            Fault::IgnoreCopyConditions => "ignore-copy-conditions",
+            Fault::CopyWritesBeforeCheck => "copy-writes-before-check",
+            Fault::DeleteObjectsIgnoresEtag => "delete-objects-ignores-etag",
+            Fault::DeleteMarkerCountsAsObject => "delete-marker-counts-as-object",
+            Fault::NodeLocalLock => "node-local-lock",
         }
     }
 }
@@ -122,6 +161,9 @@ pub struct Options {
     pub access_key: String,
     /// The secret key requests must be signed with; never printed.
     pub secret_key: String,
+    /// How many nodes (listening ports) serve the one shared store, like
+    /// the endpoints of a clustered store (at least 1).
+    pub nodes: usize,
 }
 
 impl fmt::Debug for Options {
@@ -129,89 +171,238 @@ impl fmt::Debug for Options {
         f.debug_struct("Options")
             .field("faults", &self.faults)
             .field("access_key", &self.access_key)
+            .field("nodes", &self.nodes)
             .finish_non_exhaustive()
     }
 }
 
 /// A server running on the current tokio runtime.
 pub struct RunningServer {
-    addr: SocketAddr,
-    task: JoinHandle<()>,
+    addrs: Vec<SocketAddr>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl RunningServer {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` of the first node.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.addrs[0])
+    }
+
+    /// The URL of every node, the first node's first.
+    pub fn urls(&self) -> Vec<String> {
+        self.addrs.iter().map(|a| format!("http://{a}")).collect()
     }
 
     /// Stops accepting connections and drops the store.
     pub fn stop(self) {
-        self.task.abort();
+        for task in self.tasks {
+            task.abort();
+        }
     }
 }
 
-/// Binds `addr` (port 0 picks a free one) and serves until stopped.
+/// Binds `addr` (port 0 picks a free one; further nodes always pick a free
+/// port) and serves until stopped.
 pub async fn start(options: Options, addr: SocketAddr) -> std::io::Result<RunningServer> {
-    let listener = TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
-    let reference = Reference {
-        state: Arc::default(),
-        faults: options.faults.clone(),
-    };
-    let mut builder = S3ServiceBuilder::new(reference);
-    builder.set_auth(SimpleAuth::from_single(
-        options.access_key.clone(),
-        options.secret_key.clone(),
-    ));
-    let service = builder.build();
-    let task = tokio::spawn(async move {
-        let mut connections = tokio::task::JoinSet::new();
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let service = service.clone();
-            connections.spawn(async move {
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-            // Reap finished connections so the set does not grow without bound.
-            while connections.try_join_next().is_some() {}
-        }
-    });
-    Ok(RunningServer { addr, task })
+    let state: Arc<Mutex<State>> = Arc::default();
+    let mut addrs = Vec::new();
+    let mut tasks = Vec::new();
+    for node in 0..options.nodes.max(1) {
+        let bind = if node == 0 {
+            addr
+        } else {
+            SocketAddr::new(addr.ip(), 0)
+        };
+        let listener = TcpListener::bind(bind).await?;
+        addrs.push(listener.local_addr()?);
+        let reference = Reference {
+            state: state.clone(),
+            faults: options.faults.clone(),
+            node_lock: Arc::default(),
+        };
+        let mut builder = S3ServiceBuilder::new(reference);
+        builder.set_auth(SimpleAuth::from_single(
+            options.access_key.clone(),
+            options.secret_key.clone(),
+        ));
+        let service = builder.build();
+        tasks.push(tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let service = service.clone();
+                connections.spawn(async move {
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+                // Reap finished connections so the set does not grow without bound.
+                while connections.try_join_next().is_some() {}
+            }
+        }));
+    }
+    Ok(RunningServer { addrs, tasks })
 }
 
 /// One stored object version.
 #[derive(Clone)]
 struct Object {
     body: Bytes,
-    /// MD5 hex, unquoted.
+    /// MD5 hex (or multipart `md5-N`), unquoted.
     etag: String,
     last_modified: SystemTime,
 }
 
+/// One entry of a versioned key's history.
+#[derive(Clone)]
+struct Version {
+    id: String,
+    /// `None`: a delete marker.
+    object: Option<Object>,
+    last_modified: SystemTime,
+}
+
+/// A multipart upload in progress.
+struct Upload {
+    key: String,
+    parts: BTreeMap<i32, (Bytes, String)>,
+}
+
 #[derive(Default)]
 struct Bucket {
+    /// The current version of every key that has one.
     objects: BTreeMap<String, Object>,
+    /// Every version and delete marker, oldest first (versioned buckets).
+    versions: BTreeMap<String, Vec<Version>>,
+    versioning: bool,
+    next_version: u64,
+    uploads: BTreeMap<String, Upload>,
+}
+
+impl Bucket {
+    /// Makes `object` the current version of `key` (`None`: deletes it, or
+    /// in a versioned bucket puts a delete marker on top).
+    fn write(&mut self, key: &str, object: Option<Object>) {
+        if self.versioning {
+            self.next_version += 1;
+            self.versions
+                .entry(key.to_owned())
+                .or_default()
+                .push(Version {
+                    id: format!("v{:08}", self.next_version),
+                    last_modified: object
+                        .as_ref()
+                        .map_or_else(SystemTime::now, |o| o.last_modified),
+                    object: object.clone(),
+                });
+        }
+        match object {
+            Some(o) => {
+                self.objects.insert(key.to_owned(), o);
+            }
+            None => {
+                self.objects.remove(key);
+            }
+        }
+    }
+
+    /// Removes one version of `key`; the newest remaining one becomes
+    /// current. `null` names the unversioned object.
+    fn remove_version(&mut self, key: &str, id: &str) {
+        let Some(history) = self.versions.get_mut(key) else {
+            if id == "null" {
+                self.objects.remove(key);
+            }
+            return;
+        };
+        history.retain(|v| v.id != id);
+        match history.last().and_then(|v| v.object.clone()) {
+            Some(o) => {
+                self.objects.insert(key.to_owned(), o);
+            }
+            None => {
+                self.objects.remove(key);
+            }
+        }
+        if history.is_empty() {
+            self.versions.remove(key);
+        }
+    }
+
+    /// The current object as a write's conditions see it. With
+    /// `marker_counts`, a delete marker on top is an object without ETag.
+    fn current(&self, key: &str, marker_counts: bool) -> Option<Object> {
+        if let Some(o) = self.objects.get(key) {
+            return Some(o.clone());
+        }
+        let top = self.versions.get(key)?.last()?;
+        (marker_counts && top.object.is_none()).then(|| Object {
+            body: Bytes::new(),
+            etag: String::new(),
+            last_modified: top.last_modified,
+        })
+    }
 }
 
 #[derive(Default)]
 struct State {
     buckets: BTreeMap<String, Bucket>,
+    next_upload: u64,
 }
 
-/// The `s3s` implementation.
+/// The `s3s` implementation: one per node, all nodes sharing one state.
 struct Reference {
     state: Arc<Mutex<State>>,
     faults: Vec<Fault>,
+    /// The node's own lock (used by the `node-local-lock` fault).
+    node_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Reference {
     fn has(&self, fault: Fault) -> bool {
         self.faults.contains(&fault)
+    }
+
+    /// Checks a write's conditional headers against the current object and
+    /// stores `new` under `key`, atomically — unless a fault says otherwise.
+    /// `check: false` writes unconditionally.
+    async fn write_checked(
+        &self,
+        bucket: &str,
+        key: &str,
+        headers: &http::HeaderMap,
+        new: Object,
+        check: bool,
+    ) -> S3Result<()> {
+        let node_local = self.has(Fault::NodeLocalLock);
+        let racy = self.has(Fault::Racy) || node_local;
+        // Held across the check and the write: writers on this node take
+        // turns, writers on other nodes do not wait for it.
+        let _node = if node_local {
+            Some(self.node_lock.lock().await)
+        } else {
+            None
+        };
+        {
+            let mut state = self.lock();
+            let b = bucket_mut(&mut state, bucket)?;
+            if check {
+                let current = b.current(key, self.has(Fault::DeleteMarkerCountsAsObject));
+                check_write(&self.faults, headers, current.as_ref())?;
+            }
+            if !racy {
+                b.write(key, Some(new));
+                return Ok(());
+            }
+        }
+        // The check above has passed; give concurrent writers the time to
+        // pass it too, then write without checking again.
+        tokio::time::sleep(RACY_WINDOW).await;
+        let mut state = self.lock();
+        bucket_mut(&mut state, bucket)?.write(key, Some(new));
+        Ok(())
     }
 
     /// The object a GetObject or HeadObject answers with, after AWS's checks
@@ -259,6 +450,20 @@ fn no_such_key() -> S3Error {
     s3_error!(NoSuchKey, "The specified key does not exist.")
 }
 
+fn no_such_upload() -> S3Error {
+    s3_error!(
+        NoSuchUpload,
+        "The specified multipart upload does not exist."
+    )
+}
+
+fn invalid_part() -> S3Error {
+    s3_error!(
+        InvalidPart,
+        "One or more of the specified parts could not be found or its ETag did not match."
+    )
+}
+
 fn precondition_failed() -> S3Error {
     s3_error!(
         PreconditionFailed,
@@ -291,7 +496,12 @@ fn not_implemented() -> S3Error {
 
 /// Whether `If-Match` names the stored version, as the server's faults say.
 fn if_match_holds(faults: &[Fault], list: &str, etag: &str) -> bool {
-    if faults.contains(&Fault::UnquotedIfMatch) {
+    if faults.contains(&Fault::QuotedIfMatchOnly) {
+        let quoted = format!("\"{etag}\"");
+        list.split(',')
+            .map(str::trim)
+            .any(|i| i == "*" || i == quoted)
+    } else if faults.contains(&Fault::UnquotedIfMatch) {
         list.split(',')
             .map(str::trim)
             .any(|i| i == "*" || i == etag)
@@ -305,6 +515,11 @@ fn if_match_holds(faults: &[Fault], list: &str, etag: &str) -> bool {
 /// another version.
 fn check_if_match(faults: &[Fault], if_match: &str, current: Option<&Object>) -> S3Result<()> {
     if faults.contains(&Fault::IgnoreIfMatch) {
+        return Ok(());
+    }
+    let v = if_match.trim();
+    let plain = v != "*" && !v.starts_with("W/") && !v.contains(',');
+    if !plain && faults.contains(&Fault::IgnoreUnparsedIfMatch) {
         return Ok(());
     }
     match current {
@@ -436,7 +651,7 @@ impl S3 for Reference {
     ) -> S3Result<S3Response<dto::DeleteBucketOutput>> {
         let mut state = self.lock();
         let bucket = bucket_mut(&mut state, &req.input.bucket)?;
-        if !bucket.objects.is_empty() {
+        if !bucket.objects.is_empty() || !bucket.versions.is_empty() {
             return Err(s3_error!(
                 BucketNotEmpty,
                 "The bucket you tried to delete is not empty"
@@ -537,24 +752,331 @@ impl S3 for Reference {
             last_modified: SystemTime::now(),
         };
         let etag = new.etag.clone();
-        {
+        self.write_checked(&input.bucket, &input.key, &headers, new, true)
+            .await?;
+        Ok(S3Response::new(dto::PutObjectOutput {
+            e_tag: (!self.has(Fault::NoEtagOnWrite)).then(|| strong(&etag)),
+            ..Default::default()
+        }))
+    }
+
+    async fn copy_object(
+        &self,
+        req: S3Request<dto::CopyObjectInput>,
+    ) -> S3Result<S3Response<dto::CopyObjectOutput>> {
+        let S3Request { input, headers, .. } = req;
+        let dto::CopySource::Bucket {
+            bucket: src_bucket,
+            key: src_key,
+            ..
+        } = &input.copy_source
+        else {
+            return Err(s3_error!(
+                NotImplemented,
+                "Only bucket copy sources are supported"
+            ));
+        };
+        let source = {
             let mut state = self.lock();
-            let bucket = bucket_mut(&mut state, &input.bucket)?;
-            check_write(&self.faults, &headers, bucket.objects.get(&input.key))?;
-            if !self.has(Fault::Racy) {
-                bucket.objects.insert(input.key.clone(), new.clone());
+            let b = bucket_mut(&mut state, src_bucket)?;
+            b.objects.get(&**src_key).cloned().ok_or_else(no_such_key)?
+        };
+        let new = Object {
+            body: source.body,
+            etag: source.etag,
+            last_modified: SystemTime::now(),
+        };
+        let etag = new.etag.clone();
+        let last_modified = new.last_modified;
+        if self.has(Fault::CopyWritesBeforeCheck) {
+            let mut state = self.lock();
+            let b = bucket_mut(&mut state, &input.bucket)?;
+            let before = b.current(&input.key, false);
+            b.write(&input.key, Some(new));
+            check_write(&self.faults, &headers, before.as_ref())?;
+        } else {
+            let check = !self.has(Fault::IgnoreCopyConditions);
+            self.write_checked(&input.bucket, &input.key, &headers, new, check)
+                .await?;
+        }
+        Ok(S3Response::new(dto::CopyObjectOutput {
+            copy_object_result: Some(dto::CopyObjectResult {
+                e_tag: (!self.has(Fault::NoEtagOnWrite)).then(|| strong(&etag)),
+                last_modified: Some(Timestamp::from(last_modified)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<dto::CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<dto::CreateMultipartUploadOutput>> {
+        let S3Request { input, headers, .. } = req;
+        let mut state = self.lock();
+        state.next_upload += 1;
+        let id = format!("upload-{:08}", state.next_upload);
+        let b = bucket_mut(&mut state, &input.bucket)?;
+        if self.has(Fault::MultipartChecksAtCreate) {
+            check_write(
+                &self.faults,
+                &headers,
+                b.current(&input.key, false).as_ref(),
+            )?;
+        }
+        b.uploads.insert(
+            id.clone(),
+            Upload {
+                key: input.key.clone(),
+                parts: BTreeMap::new(),
+            },
+        );
+        Ok(S3Response::new(dto::CreateMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(id),
+            ..Default::default()
+        }))
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<dto::UploadPartInput>,
+    ) -> S3Result<S3Response<dto::UploadPartOutput>> {
+        let input = req.input;
+        let body = read_body(input.body).await?;
+        let etag = md5_hex(&body);
+        let mut state = self.lock();
+        let b = bucket_mut(&mut state, &input.bucket)?;
+        let upload = b
+            .uploads
+            .get_mut(&input.upload_id)
+            .filter(|u| u.key == input.key)
+            .ok_or_else(no_such_upload)?;
+        upload.parts.insert(input.part_number, (body, etag.clone()));
+        Ok(S3Response::new(dto::UploadPartOutput {
+            e_tag: Some(strong(&etag)),
+            ..Default::default()
+        }))
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<dto::CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<dto::CompleteMultipartUploadOutput>> {
+        let S3Request { input, headers, .. } = req;
+        let listed = input
+            .multipart_upload
+            .and_then(|m| m.parts)
+            .unwrap_or_default();
+        let (body, etag) = {
+            let mut state = self.lock();
+            let b = bucket_mut(&mut state, &input.bucket)?;
+            let upload = b
+                .uploads
+                .get(&input.upload_id)
+                .filter(|u| u.key == input.key)
+                .ok_or_else(no_such_upload)?;
+            if listed.is_empty() {
+                return Err(s3_error!(
+                    MalformedXML,
+                    "You must specify at least one part"
+                ));
+            }
+            let mut body = BytesMut::new();
+            let mut digests = Vec::new();
+            for part in &listed {
+                let n = part.part_number.unwrap_or_default();
+                let (data, etag) = upload.parts.get(&n).ok_or_else(invalid_part)?;
+                let named = part.e_tag.as_ref().map(|e| e.value().to_owned());
+                if named.as_deref() != Some(etag.as_str()) {
+                    return Err(invalid_part());
+                }
+                body.extend_from_slice(data);
+                digests.extend(hex::decode(etag).unwrap_or_default());
+            }
+            let etag = format!("{}-{}", md5_hex(&digests), listed.len());
+            (body.freeze(), etag)
+        };
+        let new = Object {
+            body,
+            etag: etag.clone(),
+            last_modified: SystemTime::now(),
+        };
+        let check = !self.has(Fault::MultipartChecksAtCreate);
+        self.write_checked(&input.bucket, &input.key, &headers, new, check)
+            .await?;
+        let mut state = self.lock();
+        bucket_mut(&mut state, &input.bucket)?
+            .uploads
+            .remove(&input.upload_id);
+        Ok(S3Response::new(dto::CompleteMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            e_tag: (!self.has(Fault::NoEtagOnWrite)).then(|| strong(&etag)),
+            ..Default::default()
+        }))
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<dto::AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<dto::AbortMultipartUploadOutput>> {
+        let input = req.input;
+        let mut state = self.lock();
+        let b = bucket_mut(&mut state, &input.bucket)?;
+        b.uploads
+            .remove(&input.upload_id)
+            .ok_or_else(no_such_upload)?;
+        Ok(S3Response::new(dto::AbortMultipartUploadOutput::default()))
+    }
+
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<dto::PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<dto::PutBucketVersioningOutput>> {
+        let input = req.input;
+        let enabled = input
+            .versioning_configuration
+            .status
+            .as_ref()
+            .is_some_and(|s| s.as_str() == "Enabled");
+        let mut state = self.lock();
+        let b = bucket_mut(&mut state, &input.bucket)?;
+        if !enabled {
+            return Err(s3_error!(
+                NotImplemented,
+                "The reference server only turns versioning on"
+            ));
+        }
+        if !b.versioning {
+            // Objects written before versioning was enabled are version "null".
+            for (key, o) in &b.objects {
+                b.versions.insert(
+                    key.clone(),
+                    vec![Version {
+                        id: "null".into(),
+                        object: Some(o.clone()),
+                        last_modified: o.last_modified,
+                    }],
+                );
+            }
+            b.versioning = true;
+        }
+        Ok(S3Response::new(dto::PutBucketVersioningOutput::default()))
+    }
+
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<dto::GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<dto::GetBucketVersioningOutput>> {
+        let mut state = self.lock();
+        let b = bucket_mut(&mut state, &req.input.bucket)?;
+        Ok(S3Response::new(dto::GetBucketVersioningOutput {
+            status: b
+                .versioning
+                .then(|| dto::BucketVersioningStatus::from_static("Enabled")),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_object_versions(
+        &self,
+        req: S3Request<dto::ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<dto::ListObjectVersionsOutput>> {
+        let input = req.input;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let mut state = self.lock();
+        let b = bucket_mut(&mut state, &input.bucket)?;
+        let mut versions = Vec::new();
+        let mut markers = Vec::new();
+        let mut push =
+            |key: &str, id: &str, latest: bool, o: Option<&Object>, at: SystemTime| match o {
+                Some(o) => versions.push(dto::ObjectVersion {
+                    key: Some(key.to_owned()),
+                    version_id: Some(id.to_owned()),
+                    is_latest: Some(latest),
+                    e_tag: Some(strong(&o.etag)),
+                    size: Some(o.body.len() as i64),
+                    last_modified: Some(Timestamp::from(at)),
+                    ..Default::default()
+                }),
+                None => markers.push(dto::DeleteMarkerEntry {
+                    key: Some(key.to_owned()),
+                    version_id: Some(id.to_owned()),
+                    is_latest: Some(latest),
+                    last_modified: Some(Timestamp::from(at)),
+                    ..Default::default()
+                }),
+            };
+        if b.versioning {
+            for (key, history) in b.versions.iter().filter(|(k, _)| k.starts_with(&prefix)) {
+                for (i, v) in history.iter().enumerate().rev() {
+                    push(
+                        key,
+                        &v.id,
+                        i + 1 == history.len(),
+                        v.object.as_ref(),
+                        v.last_modified,
+                    );
+                }
+            }
+        } else {
+            for (key, o) in b.objects.iter().filter(|(k, _)| k.starts_with(&prefix)) {
+                push(key, "null", true, Some(o), o.last_modified);
             }
         }
-        if self.has(Fault::Racy) {
-            // The check above has passed; give concurrent writers the time to
-            // pass it too, then write without checking again.
-            tokio::time::sleep(RACY_WINDOW).await;
-            let mut state = self.lock();
-            let bucket = bucket_mut(&mut state, &input.bucket)?;
-            bucket.objects.insert(input.key, new);
+        Ok(S3Response::new(dto::ListObjectVersionsOutput {
+            name: Some(input.bucket),
+            prefix: Some(prefix),
+            is_truncated: Some(false),
+            versions: Some(versions),
+            delete_markers: Some(markers),
+            ..Default::default()
+        }))
+    }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<dto::DeleteObjectsInput>,
+    ) -> S3Result<S3Response<dto::DeleteObjectsOutput>> {
+        let input = req.input;
+        let mut state = self.lock();
+        let b = bucket_mut(&mut state, &input.bucket)?;
+        let mut deleted = Vec::new();
+        let mut errors = Vec::new();
+        for id in input.delete.objects {
+            let condition = id
+                .e_tag
+                .as_ref()
+                .filter(|_| !self.has(Fault::DeleteObjectsIgnoresEtag))
+                .map(|e| format!("\"{}\"", e.value()));
+            if let Some(im) = condition {
+                let current = b.current(&id.key, self.has(Fault::DeleteMarkerCountsAsObject));
+                if let Err(e) = check_if_match(&self.faults, &im, current.as_ref()) {
+                    errors.push(dto::Error {
+                        code: Some(e.code().as_str().to_owned()),
+                        key: Some(id.key),
+                        message: e.message().map(str::to_owned),
+                        ..Default::default()
+                    });
+                    continue;
+                }
+            }
+            match &id.version_id {
+                Some(v) => b.remove_version(&id.key, v),
+                None => b.write(&id.key, None),
+            }
+            deleted.push(dto::DeletedObject {
+                key: Some(id.key),
+                version_id: id.version_id,
+                ..Default::default()
+            });
         }
-        Ok(S3Response::new(dto::PutObjectOutput {
-            e_tag: (!self.has(Fault::NoEtagOnPut)).then(|| strong(&etag)),
+        Ok(S3Response::new(dto::DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: Some(errors),
             ..Default::default()
         }))
     }
@@ -610,14 +1132,26 @@ impl S3 for Reference {
         let input = &req.input;
         let mut state = self.lock();
         let bucket = bucket_mut(&mut state, &input.bucket)?;
+        if let Some(version) = &input.version_id {
+            bucket.remove_version(&input.key, version);
+            return Ok(S3Response::new(dto::DeleteObjectOutput {
+                version_id: Some(version.clone()),
+                ..Default::default()
+            }));
+        }
         if let Some(im) = header(&req.headers, "if-match") {
             if self.has(Fault::NoConditionalDelete) {
                 return Err(not_implemented());
             }
-            check_if_match(&self.faults, im, bucket.objects.get(&input.key))?;
+            let current = bucket.current(&input.key, self.has(Fault::DeleteMarkerCountsAsObject));
+            check_if_match(&self.faults, im, current.as_ref())?;
         }
-        bucket.objects.remove(&input.key);
-        Ok(S3Response::new(dto::DeleteObjectOutput::default()))
+        let marker = bucket.versioning;
+        bucket.write(&input.key, None);
+        Ok(S3Response::new(dto::DeleteObjectOutput {
+            delete_marker: marker.then_some(true),
+            ..Default::default()
+        }))
     }
 }
 

@@ -20,6 +20,9 @@ use crate::store::Outcome;
 pub enum Verdict {
     /// Behaves as AWS S3 documents.
     Pass,
+    /// An informational scenario recorded a property (the reason says
+    /// which); never a failure.
+    Info,
     /// Safe (nothing overwritten, at most one winner) but answers differently.
     Deviates,
     /// Refuses the conditional request explicitly and changes nothing.
@@ -33,8 +36,9 @@ pub enum Verdict {
 
 impl Verdict {
     /// Every verdict, best first.
-    pub const ALL: [Verdict; 5] = [
+    pub const ALL: [Verdict; 6] = [
         Verdict::Pass,
+        Verdict::Info,
         Verdict::Deviates,
         Verdict::Unsupported,
         Verdict::Error,
@@ -45,6 +49,7 @@ impl Verdict {
     pub fn name(self) -> &'static str {
         match self {
             Verdict::Pass => "pass",
+            Verdict::Info => "info",
             Verdict::Deviates => "deviates",
             Verdict::Unsupported => "unsupported",
             Verdict::Error => "error",
@@ -56,7 +61,7 @@ impl Verdict {
     /// `strict` also for deviates and unsupported).
     pub fn fails(self, strict: bool) -> bool {
         match self {
-            Verdict::Pass => false,
+            Verdict::Pass | Verdict::Info => false,
             Verdict::Deviates | Verdict::Unsupported => strict,
             Verdict::Error | Verdict::Unsafe => true,
         }

@@ -133,6 +133,11 @@ pub enum Operation {
     GetObject,
     HeadObject,
     DeleteObject,
+    DeleteObjects,
+    CopyObject,
+    CreateMultipartUpload,
+    UploadPart,
+    CompleteMultipartUpload,
 }
 
 impl Operation {
@@ -143,6 +148,11 @@ impl Operation {
             Operation::GetObject => "GET",
             Operation::HeadObject => "HEAD",
             Operation::DeleteObject => "DELETE",
+            Operation::DeleteObjects => "POST",
+            Operation::CopyObject => "PUT",
+            Operation::CreateMultipartUpload => "POST",
+            Operation::UploadPart => "PUT",
+            Operation::CompleteMultipartUpload => "POST",
         }
     }
 }
@@ -172,6 +182,25 @@ pub struct Outcome {
     /// The body of a successful GET.
     #[serde(skip)]
     pub body: Option<Bytes>,
+    /// The upload id a CreateMultipartUpload answered with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<String>,
+    /// Per-key results of a DeleteObjects.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<BatchItem>,
+}
+
+/// One key's result inside a DeleteObjects answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchItem {
+    /// The object key.
+    pub key: String,
+    /// The ETag sent for it (the per-object condition), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_match: Option<String>,
+    /// `None`: listed under `<Deleted>`; otherwise the `<Error>` code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Outcome {
@@ -325,6 +354,20 @@ fn answer_of<E: ProvideErrorMetadata>(err: &SdkError<E>) -> Option<(u16, Option<
     Some((status, code))
 }
 
+/// A key as it goes into `x-amz-copy-source`: every byte but unreserved
+/// characters and `/` percent-encoded.
+fn urlencoding_path(key: &str) -> String {
+    let mut out = String::new();
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// An SDK date as an HTTP date (`Sun, 29 Nov 2026 15:12:08 GMT`).
 fn http_date(d: Option<&DateTime>) -> Option<String> {
     d.and_then(|d| d.fmt(DateTimeFormat::HttpDate).ok())
@@ -369,6 +412,8 @@ impl Store {
             etag: None,
             last_modified: None,
             body: None,
+            upload_id: None,
+            items: Vec::new(),
         }
     }
 
@@ -527,6 +572,321 @@ impl Store {
                 Ok(outcome)
             }
             Err(err) => self.failed(outcome, err),
+        }
+    }
+
+    /// CopyObject from `source` (a key in the same bucket) to `key`, with the
+    /// destination's conditional headers.
+    pub async fn copy(
+        &self,
+        source: &str,
+        key: &str,
+        pre: &Precondition,
+    ) -> Result<Outcome, StoreError> {
+        let mut outcome = self.outcome(Operation::CopyObject, key, pre);
+        let res = self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .copy_source(format!("{}/{}", self.bucket, urlencoding_path(source)))
+            .set_if_match(pre.if_match.clone())
+            .set_if_none_match(pre.if_none_match.clone())
+            .send()
+            .await;
+        match res {
+            Ok(out) => {
+                outcome.status = 200;
+                outcome.etag = out
+                    .copy_object_result()
+                    .and_then(|r| r.e_tag())
+                    .map(ETag::new);
+                Ok(outcome)
+            }
+            Err(err) => self.failed(outcome, err),
+        }
+    }
+
+    /// CreateMultipartUpload. The SDK has no conditional fields for it; the
+    /// headers given are added to the request as they are (AWS ignores them).
+    pub async fn create_upload(
+        &self,
+        key: &str,
+        pre: &Precondition,
+    ) -> Result<Outcome, StoreError> {
+        let mut outcome = self.outcome(Operation::CreateMultipartUpload, key, pre);
+        let headers: Vec<(&'static str, String)> = [
+            ("if-match", &pre.if_match),
+            ("if-none-match", &pre.if_none_match),
+        ]
+        .into_iter()
+        .filter_map(|(name, v)| v.clone().map(|v| (name, v)))
+        .collect();
+        let res = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .customize()
+            .mutate_request(move |req| {
+                for (name, value) in &headers {
+                    req.headers_mut().insert(*name, value.clone());
+                }
+            })
+            .send()
+            .await;
+        match res {
+            Ok(out) => {
+                outcome.status = 200;
+                outcome.upload_id = out.upload_id().map(str::to_owned);
+                Ok(outcome)
+            }
+            Err(err) => self.failed(outcome, err),
+        }
+    }
+
+    /// UploadPart: part `number` of the upload `upload_id`.
+    pub async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: i32,
+        body: Bytes,
+    ) -> Result<Outcome, StoreError> {
+        let mut outcome = self.outcome(Operation::UploadPart, key, &Precondition::none());
+        let res = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(ByteStream::from(body))
+            .send()
+            .await;
+        match res {
+            Ok(out) => {
+                outcome.status = 200;
+                outcome.etag = out.e_tag().map(ETag::new);
+                Ok(outcome)
+            }
+            Err(err) => self.failed(outcome, err),
+        }
+    }
+
+    /// CompleteMultipartUpload with the given parts `(number, ETag)` and
+    /// conditional headers.
+    pub async fn complete_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(i32, ETag)],
+        pre: &Precondition,
+    ) -> Result<Outcome, StoreError> {
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+        let mut outcome = self.outcome(Operation::CompleteMultipartUpload, key, pre);
+        let parts = parts
+            .iter()
+            .map(|(n, e)| {
+                CompletedPart::builder()
+                    .part_number(*n)
+                    .e_tag(e.as_str())
+                    .build()
+            })
+            .collect();
+        let res = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .set_if_match(pre.if_match.clone())
+            .set_if_none_match(pre.if_none_match.clone())
+            .send()
+            .await;
+        match res {
+            Ok(out) => {
+                outcome.status = 200;
+                outcome.etag = out.e_tag().map(ETag::new);
+                Ok(outcome)
+            }
+            Err(err) => self.failed(outcome, err),
+        }
+    }
+
+    /// AbortMultipartUpload; an upload already gone is fine.
+    pub async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), String> {
+        match self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if err.code() == Some("NoSuchUpload") => Ok(()),
+            Err(err) => Err(format!("AbortMultipartUpload {key}: {}", describe(&err))),
+        }
+    }
+
+    /// DeleteObjects of `(key, ETag condition)` pairs in one request. The
+    /// outcome's `items` hold each key's result; `key` names the first.
+    pub async fn delete_objects(
+        &self,
+        objects: &[(String, Option<String>)],
+    ) -> Result<Outcome, StoreError> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        let first = objects.first().map(|(k, _)| k.as_str()).unwrap_or_default();
+        let mut outcome = self.outcome(Operation::DeleteObjects, first, &Precondition::none());
+        let ids: Result<Vec<ObjectIdentifier>, _> = objects
+            .iter()
+            .map(|(k, e)| {
+                ObjectIdentifier::builder()
+                    .key(k)
+                    .set_e_tag(e.clone())
+                    .build()
+            })
+            .collect();
+        let delete = ids
+            .and_then(|ids| Delete::builder().set_objects(Some(ids)).build())
+            .map_err(|e| StoreError {
+                operation: Operation::DeleteObjects,
+                key: first.to_owned(),
+                message: e.to_string(),
+            })?;
+        let res = self
+            .client
+            .delete_objects()
+            .bucket(&self.bucket)
+            .delete(delete)
+            .send()
+            .await;
+        match res {
+            Ok(out) => {
+                outcome.status = 200;
+                let sent = |key: &str| {
+                    objects
+                        .iter()
+                        .find(|(k, _)| k == key)
+                        .and_then(|(_, e)| e.clone())
+                };
+                for d in out.deleted() {
+                    let key = d.key().unwrap_or_default().to_owned();
+                    outcome.items.push(BatchItem {
+                        if_match: sent(&key),
+                        key,
+                        error: None,
+                    });
+                }
+                for e in out.errors() {
+                    let key = e.key().unwrap_or_default().to_owned();
+                    outcome.items.push(BatchItem {
+                        if_match: sent(&key),
+                        key,
+                        error: Some(e.code().unwrap_or("(no code)").to_owned()),
+                    });
+                }
+                Ok(outcome)
+            }
+            Err(err) => self.failed(outcome, err),
+        }
+    }
+
+    /// Turns versioning on for the bucket; the error names the answer.
+    pub async fn enable_versioning(&self) -> Result<(), String> {
+        use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+        self.client
+            .put_bucket_versioning()
+            .bucket(&self.bucket)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| match answer_of(&e) {
+                Some((status, code)) => format!(
+                    "PutBucketVersioning answered {status}{}",
+                    code.map(|c| format!(" {c}")).unwrap_or_default()
+                ),
+                None => format!("PutBucketVersioning: {}", describe(&e)),
+            })
+    }
+
+    /// Whether the bucket reports versioning as enabled.
+    pub async fn versioning_enabled(&self) -> Result<bool, String> {
+        let out = self
+            .client
+            .get_bucket_versioning()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(|e| format!("GetBucketVersioning: {}", describe(&e)))?;
+        Ok(out.status().map(|s| s.as_str()) == Some("Enabled"))
+    }
+
+    /// Deletes every version and delete marker under `prefix` of a
+    /// versioned bucket; returns how many it deleted.
+    pub async fn delete_versions(&self, prefix: &str) -> Result<usize, String> {
+        let mut n = 0;
+        loop {
+            let out = self
+                .client
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .send()
+                .await
+                .map_err(|e| format!("ListObjectVersions {prefix}: {}", describe(&e)))?;
+            let mut found: Vec<(String, Option<String>)> = Vec::new();
+            for v in out.versions() {
+                found.push((
+                    v.key().unwrap_or_default().to_owned(),
+                    v.version_id().map(str::to_owned),
+                ));
+            }
+            for m in out.delete_markers() {
+                found.push((
+                    m.key().unwrap_or_default().to_owned(),
+                    m.version_id().map(str::to_owned),
+                ));
+            }
+            if found.is_empty() {
+                return Ok(n);
+            }
+            for (key, version) in found {
+                self.client
+                    .delete_object()
+                    .bucket(&self.bucket)
+                    .key(&key)
+                    .set_version_id(version)
+                    .send()
+                    .await
+                    .map_err(|e| format!("DeleteObject {key} (a version): {}", describe(&e)))?;
+                n += 1;
+            }
+            if n > 10_000 {
+                return Err(format!(
+                    "ListObjectVersions {prefix} keeps listing versions after {n} deletes"
+                ));
+            }
+        }
+    }
+
+    /// A client for another bucket of the same endpoint.
+    pub fn for_bucket(&self, bucket: impl Into<String>) -> Self {
+        Self {
+            client: self.client.clone(),
+            bucket: bucket.into(),
         }
     }
 

@@ -82,7 +82,7 @@ async fn check_backend(backend: &str) {
     let mut mismatches = Vec::new();
     for scenario in &catalog.scenarios {
         let prefix = format!("{}pins/{}/", live.prefix(), scenario.id);
-        let j = engine::run(live.store(), scenario, &prefix).await;
+        let j = engine::run(&live.site(), scenario, &prefix).await;
         let pin = pins.pin.iter().find(|p| p.scenario == scenario.id).unwrap();
         if j.verdict != pin.verdict && !pin.also_seen.contains(&j.verdict) {
             mismatches.push(format!(

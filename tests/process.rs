@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use condwrite::catalog::Catalog;
 use condwrite::engine;
-use condwrite::report::Verdict;
 use condwrite::target::{LiveTarget, Targets};
 
 fn spec(entry: &str) -> condwrite::target::TargetSpec {
@@ -62,8 +61,14 @@ async fn a_process_target_runs_the_catalog_and_is_stopped() {
     let catalog = Catalog::builtin().unwrap();
     for scenario in &catalog.scenarios {
         let prefix = format!("{}p/{}/", live.prefix(), scenario.id);
-        let j = engine::run(live.store(), scenario, &prefix).await;
-        assert_eq!(j.verdict, Verdict::Pass, "{}: {}", scenario.id, j.reason);
+        let j = engine::run(&live.site(), scenario, &prefix).await;
+        assert_eq!(
+            j.verdict,
+            scenario.baseline(),
+            "{}: {}",
+            scenario.id,
+            j.reason
+        );
     }
     live.stop().await.unwrap();
     let addr = url.trim_start_matches("http://").to_owned();

@@ -63,6 +63,9 @@ impl fmt::Display for Kind {
 pub struct EndpointSpec {
     /// Base URL; `None` means real AWS S3 in the target's region.
     pub url: Option<String>,
+    /// Further URLs of the same store (the nodes of a cluster): racers and
+    /// counter workers are spread over `url` and these.
+    pub more_urls: Vec<String>,
     /// A bucket to work in (nothing is created or deleted but the run's
     /// objects); `None`: the run creates and deletes a bucket of its own.
     pub bucket: Option<String>,
@@ -93,6 +96,8 @@ pub struct TargetSpec {
     pub description: String,
     /// Faults of an embedded reference server.
     pub faults: Vec<Fault>,
+    /// Nodes of an embedded reference server (endpoints sharing one store).
+    pub nodes: usize,
     /// How to start a `process` target.
     pub process: Option<ProcessSpec>,
     /// How to start a `container` target.
@@ -123,6 +128,8 @@ struct RawTarget {
     #[serde(default)]
     description: String,
     faults: Option<Spanned<Vec<String>>>,
+    nodes: Option<usize>,
+    endpoints: Option<Vec<String>>,
     command: Option<Vec<String>>,
     #[serde(default)]
     env: BTreeMap<String, String>,
@@ -153,8 +160,10 @@ struct RawTarget {
 /// only its own.
 fn foreign_fields(kind: Kind, t: &RawTarget) -> Vec<&'static str> {
     use Kind::{Container as C, Embedded as E, Endpoint as N, Process as P};
-    let fields: [(&str, bool, &[Kind]); 20] = [
+    let fields: [(&str, bool, &[Kind]); 22] = [
         ("faults", t.faults.is_some(), &[E]),
+        ("nodes", t.nodes.is_some(), &[E]),
+        ("endpoints", t.endpoints.is_some(), &[N]),
         ("command", t.command.is_some(), &[P]),
         ("env", !t.env.is_empty(), &[P, C]),
         ("ready_path", t.ready_path.is_some(), &[P]),
@@ -339,14 +348,33 @@ impl Targets {
                             &format!("target `{name}`: give both `access_key_env` and `secret_key_env`, or neither (the AWS credential chain)"),
                         ));
                     }
-                    if t.url.is_none() && t.region.is_none() {
+                    let mut urls = t.endpoints.clone().unwrap_or_default();
+                    if t.url.is_some() && !urls.is_empty() {
+                        return Err(at(
+                            Some(entry_span),
+                            &format!(
+                                "target `{name}`: give `url` or `endpoints = [...]`, not both"
+                            ),
+                        ));
+                    }
+                    if t.endpoints.is_some() && urls.is_empty() {
+                        return Err(at(
+                            Some(entry_span),
+                            &format!(
+                                "target `{name}`: `endpoints` is empty: expected one URL per node"
+                            ),
+                        ));
+                    }
+                    if t.url.is_none() && urls.is_empty() && t.region.is_none() {
                         return Err(at(
                             Some(entry_span),
                             &format!("target `{name}`: an endpoint needs a `url`, or a `region` for AWS S3"),
                         ));
                     }
+                    let url = t.url.or_else(|| (!urls.is_empty()).then(|| urls.remove(0)));
                     Some(EndpointSpec {
-                        url: t.url,
+                        url,
+                        more_urls: urls,
                         bucket: t.bucket,
                         access_key_env: t.access_key_env,
                         secret_key_env: t.secret_key_env,
@@ -354,11 +382,19 @@ impl Targets {
                 }
                 _ => None,
             };
+            let nodes = t.nodes.unwrap_or(1);
+            if !(1..=8).contains(&nodes) {
+                return Err(at(
+                    Some(entry_span),
+                    &format!("target `{name}`: `nodes = {nodes}`: expected 1 to 8"),
+                ));
+            }
             targets.push(TargetSpec {
                 name,
                 kind: t.kind,
                 description: t.description,
                 faults,
+                nodes,
                 process,
                 container,
                 local_credentials,
@@ -470,6 +506,8 @@ pub struct LiveTarget {
     /// Where and how to connect.
     pub settings: ClientSettings,
     store: Store,
+    /// Clients of the same bucket through the store's other endpoints.
+    peers: Vec<Store>,
     /// Whether the run created the bucket (and so deletes it).
     owns_bucket: bool,
     /// The key prefix every scenario works under (inside a given bucket,
@@ -561,17 +599,20 @@ impl LiveTarget {
             settings.operation_timeout = spec.client.request_timeout;
             settings
         };
+        let mut more_urls: Vec<String> = Vec::new();
         let (settings, running, bucket) = match spec.kind {
             Kind::Embedded => {
                 let options = reference::Options {
                     faults: spec.faults.clone(),
                     access_key: EMBEDDED_ACCESS_KEY.into(),
                     secret_key: EMBEDDED_SECRET_KEY.into(),
+                    nodes: spec.nodes,
                 };
                 let server = reference::start(options, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
                     .await
                     .map_err(|e| format!("starting the embedded server failed: {e}"))?;
                 let settings = local(server.url(), EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY);
+                more_urls = server.urls().split_off(1);
                 (settings, Running::Embedded(server), None)
             }
             Kind::Process => {
@@ -612,15 +653,25 @@ impl LiveTarget {
                 let mut settings = local(url, &ak, &sk);
                 settings.session_token = token;
                 settings.path_style = spec.client.path_style.unwrap_or(endpoint.url.is_some());
+                more_urls = endpoint.more_urls.clone();
                 (settings, Running::Nothing, endpoint.bucket.clone())
             }
         };
         let owns_bucket = bucket.is_none();
         let store = Store::new(&settings, bucket.unwrap_or_else(|| fresh_name("condwrite")));
+        let peers = more_urls
+            .into_iter()
+            .map(|url| {
+                let mut s = settings.clone();
+                s.endpoint_url = url;
+                Store::new(&s, store.bucket())
+            })
+            .collect();
         let live = Self {
             spec: spec.clone(),
             settings,
             store,
+            peers,
             owns_bucket,
             prefix: if owns_bucket {
                 String::new()
@@ -644,6 +695,16 @@ impl LiveTarget {
     /// A client for the run's bucket.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// What the engine runs a scenario on: the run's bucket through every
+    /// endpoint, and whether scenarios may make buckets of their own.
+    pub fn site(&self) -> crate::engine::Site<'_> {
+        crate::engine::Site {
+            store: &self.store,
+            peers: &self.peers,
+            may_create_buckets: self.owns_bucket,
+        }
     }
 
     /// The prefix every key of this run starts with (empty in a bucket of
@@ -725,10 +786,37 @@ mod tests {
         let s = t.select(&["embedded,embedded-racy".into()]).unwrap();
         assert_eq!(s.len(), 2);
         let s = t.select(&["embedded-*".into()]).unwrap();
-        assert_eq!(s.len(), Fault::ALL.len());
+        // One target per fault, and the two-node `embedded-cluster`.
+        assert_eq!(s.len(), Fault::ALL.len() + 1);
         let err = t.select(&["nope".into()]).unwrap_err();
         assert!(err.contains("unknown target `nope`"), "{err}");
         assert!(err.contains("embedded-racy"), "{err}");
+    }
+
+    #[test]
+    fn nodes_and_endpoints_are_checked() {
+        let parse = |body: &str| {
+            Targets::parse(
+                "t.toml",
+                &format!("[[target]]\nname = \"x\"\n{body}"),
+                Path::new("."),
+            )
+        };
+        let t = parse("kind = \"embedded\"\nnodes = 3\n").unwrap();
+        assert_eq!(t.targets[0].nodes, 3);
+        let err = parse("kind = \"embedded\"\nnodes = 0\n").unwrap_err();
+        assert!(err.contains("`nodes = 0`: expected 1 to 8"), "{err}");
+        let err = parse("kind = \"process\"\ncommand = [\"x\"]\nnodes = 2\n").unwrap_err();
+        assert!(err.contains("`nodes` does not apply"), "{err}");
+        let t =
+            parse("kind = \"endpoint\"\nendpoints = [\"http://a:1\", \"http://b:2\"]\n").unwrap();
+        let e = t.targets[0].endpoint.as_ref().unwrap();
+        assert_eq!(e.url.as_deref(), Some("http://a:1"));
+        assert_eq!(e.more_urls, vec!["http://b:2".to_owned()]);
+        let err =
+            parse("kind = \"endpoint\"\nurl = \"http://a:1\"\nendpoints = [\"http://b:2\"]\n")
+                .unwrap_err();
+        assert!(err.contains("not both"), "{err}");
     }
 
     #[test]
