@@ -37,6 +37,12 @@ enum State {
         etag: Option<ETag>,
         last_modified: Option<String>,
     },
+    /// GET answered 200 but its body could not be read whole: the store
+    /// serves bytes that disagree with its own headers.
+    Unreadable {
+        etag: Option<ETag>,
+        why: String,
+    },
 }
 
 impl State {
@@ -57,6 +63,10 @@ impl State {
                         _ => true,
                     }
             }
+            // Unreadable twice alike: nothing seen to change in between.
+            (State::Unreadable { etag: ea, why: a }, State::Unreadable { etag: eb, why: b }) => {
+                ea == eb && a == b
+            }
             _ => false,
         }
     }
@@ -68,6 +78,12 @@ impl State {
     fn describe(&self) -> String {
         match self {
             State::Absent => "absent".into(),
+            State::Unreadable { etag, why } => {
+                let etag = etag
+                    .as_ref()
+                    .map_or("no ETag".into(), |e| format!("ETag {e}"));
+                format!("a body GET cannot read whole ({why}), {etag}")
+            }
             State::Present { body, etag, .. } => {
                 let etag = etag
                     .as_ref()
@@ -165,23 +181,32 @@ pub async fn run(site: &Site<'_>, scenario: &Scenario, prefix: &str) -> Judgemen
             format!("making a versioned bucket failed: {e}"),
         );
     }
+    // PutBucketVersioning accepted and GetBucketVersioning saying
+    // "Enabled" is what a client can check; an answer the SDK cannot read
+    // is said in the reason, and the scenario still runs.
     let ready = match store.enable_versioning().await {
         Err(e) => Err((Verdict::Unsupported, format!("versioning cannot be enabled: {e}"))),
         Ok(()) => match store.versioning_enabled().await {
-            Ok(true) => Ok(()),
+            Ok(true) => Ok(None),
             Ok(false) => Err((
                 Verdict::Unsupported,
                 "PutBucketVersioning was accepted, but GetBucketVersioning does not report it enabled".into(),
             )),
-            Err(e) => Err((Verdict::Unsupported, format!("versioning cannot be read back: {e}"))),
+            Err(e) => Ok(Some(format!(
+                "versioning enabled by PutBucketVersioning; reading it back failed: {e}"
+            ))),
         },
     };
     let mut judgement = match ready {
-        Ok(()) => {
+        Ok(note) => {
             let stores: Vec<Store> = std::iter::once(store.clone())
                 .chain(site.peers.iter().map(|p| p.for_bucket(bucket.clone())))
                 .collect();
-            run_in(&stores, scenario, prefix, started, true).await
+            let mut j = run_in(&stores, scenario, prefix, started, true).await;
+            if let Some(note) = note {
+                j.reason = format!("{} ({note})", j.reason);
+            }
+            j
         }
         Err((verdict, reason)) => judged(verdict, reason),
     };
@@ -378,6 +403,10 @@ impl Run<'_> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         match out.status {
+            200..=299 if out.body_error.is_some() => Ok(State::Unreadable {
+                etag: out.etag.clone(),
+                why: out.body_error.clone().unwrap_or_default(),
+            }),
             200..=299 => Ok(State::Present {
                 body: out.body.clone().unwrap_or_default(),
                 etag: out.etag.clone(),
@@ -476,10 +505,11 @@ impl Run<'_> {
             Action::Put => Some(Bytes::from(body.unwrap_or_default().to_owned())),
             Action::Copy => match self.read(source.unwrap_or_default()).await? {
                 State::Present { body, .. } => Some(body),
-                State::Absent => {
+                other => {
                     return Err(Abort(format!(
-                        "the copy source {} does not exist",
-                        source.unwrap_or_default()
+                        "the copy source {} cannot be read: {}",
+                        source.unwrap_or_default(),
+                        other.describe()
                     )))
                 }
             },
@@ -816,7 +846,7 @@ impl Run<'_> {
             State::Present { body, .. } => {
                 String::from_utf8_lossy(&body).trim().parse::<u64>().ok()
             }
-            State::Absent => None,
+            State::Absent | State::Unreadable { .. } => None,
         };
         Ok(grade_counter(
             &all,
@@ -855,7 +885,7 @@ impl Run<'_> {
                     .clone()
                     .or_else(|| match &state {
                         State::Present { etag, .. } => etag.clone(),
-                        State::Absent => None,
+                        State::Absent | State::Unreadable { .. } => None,
                     })
                     .ok_or_else(|| Abort(format!("set-up PUT {key} returned no ETag")))?;
                 extra.insert("base", etag);
@@ -1037,7 +1067,7 @@ fn grade_request(
             if action != Action::Delete {
                 let stored = match after {
                     State::Present { etag, .. } => etag.as_ref(),
-                    State::Absent => None,
+                    State::Absent | State::Unreadable { .. } => None,
                 };
                 match (&out.etag, stored) {
                     (None, _) => {
@@ -1165,10 +1195,12 @@ fn grade_delete_objects(
                         ),
                     );
                 } else if listed != "deleted" {
-                    note(
-                        Verdict::Deviates,
-                        format!("{}: deleted, but listed as {listed}", o.key),
-                    );
+                    let said = if item.is_none() {
+                        "the answer does not list it".to_owned()
+                    } else {
+                        format!("the answer lists it under <Error> as {listed}")
+                    };
+                    note(Verdict::Deviates, format!("{}: deleted, but {said}", o.key));
                 }
             }
         }
@@ -1464,6 +1496,7 @@ mod tests {
             etag: etag.map(ETag::new),
             last_modified: None,
             body: None,
+            body_error: None,
             upload_id: None,
             items: Vec::new(),
         }
@@ -1584,6 +1617,78 @@ mod tests {
             &State::Absent,
             &present("new", "\"b\""),
         );
+        assert_eq!(g.verdict, Verdict::Deviates, "{}", g.reason);
+    }
+
+    #[test]
+    fn a_refusal_that_left_an_unreadable_body_is_unsafe() {
+        let before = present("old", "\"a\"");
+        let after = State::Unreadable {
+            etag: Some(ETag::new("\"a\"")),
+            why: "streaming error".into(),
+        };
+        let g = grade_request(
+            Action::Copy,
+            Some(b"source".as_slice()),
+            &Precondition::create_only(),
+            &refused_412(),
+            None,
+            &out(412, Some("PreconditionFailed"), None),
+            &before,
+            &after,
+        );
+        assert_eq!(g.verdict, Verdict::Unsafe, "{}", g.reason);
+        assert!(g.reason.contains("cannot read whole"), "{}", g.reason);
+        // Read twice alike, an unreadable object has not changed.
+        assert!(after.same_as(&after.clone()));
+    }
+
+    #[test]
+    fn delete_objects_is_graded_per_object_from_the_read_back() {
+        use crate::catalog::{BatchObject, Template};
+        use crate::store::BatchItem;
+        let objects = vec![
+            BatchObject {
+                key: "cur".into(),
+                if_match: Some(Template("${c}".into())),
+                error: None,
+            },
+            BatchObject {
+                key: "stale".into(),
+                if_match: Some(Template("${s}".into())),
+                error: Some("PreconditionFailed".into()),
+            },
+        ];
+        let sent = vec![
+            ("p/cur".to_owned(), Some("\"c\"".to_owned())),
+            ("p/stale".to_owned(), Some("\"s\"".to_owned())),
+        ];
+        let item = |key: &str, error: Option<&str>| BatchItem {
+            key: key.into(),
+            if_match: None,
+            error: error.map(Into::into),
+        };
+        let mut answer = out(200, None, None);
+        answer.items = vec![
+            item("p/cur", None),
+            item("p/stale", Some("PreconditionFailed")),
+        ];
+        let before = [present("c", "\"c\""), present("s2", "\"s2\"")];
+        let good = [State::Absent, present("s2", "\"s2\"")];
+        let g = grade_delete_objects(&objects, &sent, &answer, &before, &good);
+        assert_eq!(g.verdict, Verdict::Pass, "{}", g.reason);
+        // The stale object gone: unsafe, whatever the answer said.
+        let lost = [State::Absent, State::Absent];
+        let g = grade_delete_objects(&objects, &sent, &answer, &before, &lost);
+        assert_eq!(g.verdict, Verdict::Unsafe, "{}", g.reason);
+        assert!(g.reason.contains("stale: deleted although"), "{}", g.reason);
+        // Nothing deleted and both under <Error>: safe, but the current one
+        // should have gone.
+        answer.items = vec![
+            item("p/cur", Some("PreconditionFailed")),
+            item("p/stale", Some("PreconditionFailed")),
+        ];
+        let g = grade_delete_objects(&objects, &sent, &answer, &before, &before);
         assert_eq!(g.verdict, Verdict::Deviates, "{}", g.reason);
     }
 

@@ -32,6 +32,12 @@ impl ETag {
         Self(raw.into())
     }
 
+    /// A header or XML value as an ETag; an empty one is no ETag.
+    pub fn from_header(raw: impl AsRef<str>) -> Option<Self> {
+        let raw = raw.as_ref();
+        (!raw.trim().is_empty()).then(|| Self::new(raw))
+    }
+
     /// The value exactly as the server sent it.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -182,6 +188,9 @@ pub struct Outcome {
     /// The body of a successful GET.
     #[serde(skip)]
     pub body: Option<Bytes>,
+    /// Why the body of a successful GET could not be read whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_error: Option<String>,
     /// The upload id a CreateMultipartUpload answered with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_id: Option<String>,
@@ -412,6 +421,7 @@ impl Store {
             etag: None,
             last_modified: None,
             body: None,
+            body_error: None,
             upload_id: None,
             items: Vec::new(),
         }
@@ -453,7 +463,7 @@ impl Store {
                 outcome.etag = err
                     .raw_response()
                     .and_then(|r| r.headers().get("etag"))
-                    .map(ETag::new);
+                    .and_then(ETag::from_header);
                 Ok(outcome)
             }
             None => Err(StoreError {
@@ -485,7 +495,7 @@ impl Store {
         match res {
             Ok(out) => {
                 outcome.status = 200;
-                outcome.etag = out.e_tag().map(ETag::new);
+                outcome.etag = out.e_tag().and_then(ETag::from_header);
                 Ok(outcome)
             }
             Err(err) => self.failed(outcome, err),
@@ -510,19 +520,16 @@ impl Store {
         match res {
             Ok(out) => {
                 outcome.status = 200;
-                outcome.etag = out.e_tag().map(ETag::new);
+                outcome.etag = out.e_tag().and_then(ETag::from_header);
                 outcome.last_modified = http_date(out.last_modified());
+                // The headers came; a body that then cannot be read whole
+                // (shorter than its Content-Length, say) is part of the
+                // answer, not a missing one.
                 match out.body.collect().await {
-                    Ok(data) => {
-                        outcome.body = Some(data.into_bytes());
-                        Ok(outcome)
-                    }
-                    Err(err) => Err(StoreError {
-                        operation: Operation::GetObject,
-                        key: key.to_owned(),
-                        message: format!("reading the body failed: {}", describe(&err)),
-                    }),
+                    Ok(data) => outcome.body = Some(data.into_bytes()),
+                    Err(err) => outcome.body_error = Some(describe(&err)),
                 }
+                Ok(outcome)
             }
             Err(err) => self.failed(outcome, err),
         }
@@ -546,7 +553,7 @@ impl Store {
         match res {
             Ok(out) => {
                 outcome.status = 200;
-                outcome.etag = out.e_tag().map(ETag::new);
+                outcome.etag = out.e_tag().and_then(ETag::from_header);
                 outcome.last_modified = http_date(out.last_modified());
                 Ok(outcome)
             }
@@ -600,7 +607,7 @@ impl Store {
                 outcome.etag = out
                     .copy_object_result()
                     .and_then(|r| r.e_tag())
-                    .map(ETag::new);
+                    .and_then(ETag::from_header);
                 Ok(outcome)
             }
             Err(err) => self.failed(outcome, err),
@@ -667,7 +674,7 @@ impl Store {
         match res {
             Ok(out) => {
                 outcome.status = 200;
-                outcome.etag = out.e_tag().map(ETag::new);
+                outcome.etag = out.e_tag().and_then(ETag::from_header);
                 Ok(outcome)
             }
             Err(err) => self.failed(outcome, err),
@@ -712,7 +719,7 @@ impl Store {
         match res {
             Ok(out) => {
                 outcome.status = 200;
-                outcome.etag = out.e_tag().map(ETag::new);
+                outcome.etag = out.e_tag().and_then(ETag::from_header);
                 Ok(outcome)
             }
             Err(err) => self.failed(outcome, err),
@@ -830,7 +837,16 @@ impl Store {
             .bucket(&self.bucket)
             .send()
             .await
-            .map_err(|e| format!("GetBucketVersioning: {}", describe(&e)))?;
+            .map_err(|e| match answer_of(&e) {
+                Some((status, _)) if status < 300 => format!(
+                    "GetBucketVersioning answered {status}, but its XML is not a VersioningConfiguration"
+                ),
+                Some((status, code)) => format!(
+                    "GetBucketVersioning answered {status}{}",
+                    code.map(|c| format!(" {c}")).unwrap_or_default()
+                ),
+                None => format!("GetBucketVersioning: {}", describe(&e)),
+            })?;
         Ok(out.status().map(|s| s.as_str()) == Some("Enabled"))
     }
 
