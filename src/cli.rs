@@ -6,7 +6,8 @@
 //! name filters, `--exact`, `--skip` and the cargo-test-like lines work as in
 //! `cargo test`; after the trials the matrix and the reasons of every
 //! non-pass cell are printed. `condwrite serve` runs the reference server on
-//! its own.
+//! its own, `condwrite report` merges and renders results, `condwrite
+//! targets` lists targets for a CI matrix.
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -20,7 +21,7 @@ use libtest_mimic::{Arguments, Failed, FormatSetting, Trial};
 use crate::catalog::{Catalog, Scenario};
 use crate::engine;
 use crate::reference::{self, Fault};
-use crate::report::{CellResult, Report, ScenarioInfo, Verdict};
+use crate::report::{CellResult, Report, ScenarioInfo, TargetInfo, Verdict};
 use crate::target::{self, LiveTarget, TargetSpec, Targets};
 
 const ABOUT: &str = "Checks whether S3-compatible stores really honour conditional writes \
@@ -32,8 +33,9 @@ const HELP_TEMPLATE: &str =
 const AFTER_HELP: &str = "\
 Verdicts: pass (as AWS documents), deviates (safe, answers differently), unsupported
 (refuses the conditional request, changes nothing), unsafe (condition ignored or
-violated), error (could not judge). The exit status is non-zero when a cell is unsafe
-or error, and with --strict also when one deviates or is unsupported.
+violated), error (could not judge), info (a property recorded, never a failure).
+The exit status is non-zero when a cell is unsafe or error, and with --strict also
+when one deviates or is unsupported; with --baseline only when a cell got worse.
 
 Examples:
   condwrite                                   run the catalog on the embedded server
@@ -41,10 +43,15 @@ Examples:
   condwrite --target 'embedded-*' race        only the race scenarios, on the fault profiles
   condwrite --list                            list the trials without running them
   condwrite list --format markdown            the catalog as a docs page
-  condwrite serve --port 9000                 a strict local S3 to develop against";
+  condwrite serve --port 9000                 a strict local S3 to develop against
+  condwrite --target minio --json m.json --baseline old.json   fail only on regressions
+  condwrite report a.json b.json --markdown r.md --html r.html --junit junit.xml
+  condwrite targets --json 'minio*'           targets for a CI matrix";
 
 /// Exit status for bad input (a malformed file, an unknown target).
 const EXIT_USAGE: u8 = 2;
+/// Exit status of a failed run, as `cargo test`'s.
+const EXIT_FAILED: u8 = 101;
 
 #[derive(Parser, Debug)]
 #[command(name = "condwrite", version)]
@@ -58,7 +65,7 @@ struct Cli {
     targets: Vec<String>,
 
     /// The targets file [default: ./targets.toml if present, else the built-in one]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     targets_file: Option<PathBuf>,
 
     /// A folder of suite files to run instead of the built-in catalog
@@ -72,6 +79,11 @@ struct Cli {
     /// Fail the run also when a cell deviates or is unsupported
     #[arg(long)]
     strict: bool,
+
+    /// Compare with an earlier `--json` result: list improvements and
+    /// regressions, and fail only on a regression (a cell that got worse)
+    #[arg(long, value_name = "PATH")]
+    baseline: Option<PathBuf>,
 
     #[command(flatten)]
     test: Arguments,
@@ -91,6 +103,37 @@ enum Command {
         /// Serve one store on this many ports, like the nodes of a cluster
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8))]
         nodes: u16,
+    },
+    /// Merge `--json` results of separate runs and render them
+    Report {
+        /// Result files written by `condwrite --json`
+        #[arg(value_name = "IN.json", required = true)]
+        inputs: Vec<PathBuf>,
+        /// Write the merged matrix as Markdown (summary, matrix, legend, reasons)
+        #[arg(long, value_name = "PATH")]
+        markdown: Option<PathBuf>,
+        /// Write one self-contained HTML page; each cell opens its reason,
+        /// evidence and a curl repro
+        #[arg(long, value_name = "PATH")]
+        html: Option<PathBuf>,
+        /// Write JUnit XML: a test case per cell, unsafe and error as failures
+        #[arg(long, value_name = "PATH")]
+        junit: Option<PathBuf>,
+        /// Write the merged result as JSON
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
+        /// Compare with an earlier result; exit 101 only on a regression
+        #[arg(long, value_name = "PATH")]
+        baseline: Option<PathBuf>,
+    },
+    /// List the targets of the targets file (for a CI matrix)
+    Targets {
+        /// Only targets whose name matches (`*` patterns, comma lists)
+        #[arg(value_name = "PATTERN")]
+        pattern: Option<String>,
+        /// A JSON array of {name, kind, description, version}
+        #[arg(long)]
+        json: bool,
     },
     /// Print the scenario catalog: id, title, operation, AWS reference
     List {
@@ -149,6 +192,26 @@ pub fn main() -> ExitCode {
             nodes,
         }) => serve(&runtime, port, faults, nodes.into()),
         Some(Command::List { format }) => list(cli.suites.as_deref(), format),
+        Some(Command::Report {
+            ref inputs,
+            ref markdown,
+            ref html,
+            ref junit,
+            ref json,
+            ref baseline,
+        }) => report(
+            inputs,
+            Outputs {
+                markdown: markdown.as_deref(),
+                html: html.as_deref(),
+                junit: junit.as_deref(),
+                json: json.as_deref(),
+            },
+            baseline.as_deref(),
+        ),
+        Some(Command::Targets { ref pattern, json }) => {
+            list_targets(cli.targets_file.as_deref(), pattern.as_deref(), json)
+        }
         None => check(&runtime, cli),
     }
 }
@@ -237,6 +300,94 @@ fn list(suites: Option<&Path>, format: ListFormat) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Where `condwrite report` writes.
+struct Outputs<'a> {
+    markdown: Option<&'a Path>,
+    html: Option<&'a Path>,
+    junit: Option<&'a Path>,
+    json: Option<&'a Path>,
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Prints the comparison with a baseline; whether a cell got worse.
+fn print_comparison(report: &Report, baseline: &Report) -> bool {
+    let cmp = report.compare(baseline);
+    println!();
+    for line in cmp.lines() {
+        println!("{line}");
+    }
+    !cmp.regressions.is_empty()
+}
+
+fn report(inputs: &[PathBuf], outputs: Outputs<'_>, baseline: Option<&Path>) -> ExitCode {
+    let mut runs = Vec::new();
+    for path in inputs {
+        match Report::load(path) {
+            Ok(r) => runs.push(r),
+            Err(e) => return usage_error(e),
+        }
+    }
+    let baseline = match baseline.map(Report::load).transpose() {
+        Ok(b) => b,
+        Err(e) => return usage_error(e),
+    };
+    let merged = Report::merge(runs);
+    print_report(&merged, false);
+    let writes = [
+        (outputs.markdown, merged.to_markdown()),
+        (outputs.html, merged.to_html()),
+        (outputs.junit, merged.to_junit()),
+        (outputs.json, merged.to_json() + "\n"),
+    ];
+    for (path, text) in writes {
+        if let Some(path) = path {
+            if let Err(e) = write_file(path, &text) {
+                return usage_error(e);
+            }
+            println!("wrote {}", path.display());
+        }
+    }
+    match baseline {
+        Some(b) if print_comparison(&merged, &b) => ExitCode::from(EXIT_FAILED),
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+fn list_targets(file: Option<&Path>, pattern: Option<&str>, json: bool) -> ExitCode {
+    let targets = match load_targets(file) {
+        Ok(t) => t,
+        Err(e) => return usage_error(e),
+    };
+    let selected = match pattern {
+        Some(p) => match targets.select(&[p.to_owned()]) {
+            Ok(s) => s,
+            Err(e) => return usage_error(e),
+        },
+        None => targets.targets.clone(),
+    };
+    if json {
+        let list: Vec<TargetInfo> = selected.iter().map(|t| t.info(None)).collect();
+        println!(
+            "{}",
+            serde_json::to_string(&list).expect("target infos serialize")
+        );
+    } else {
+        let width = selected.iter().map(|t| t.name.len()).max().unwrap_or(0);
+        for t in &selected {
+            println!(
+                "{:width$}  {:9}  {}",
+                t.name,
+                t.kind.to_string(),
+                t.description
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 fn load_targets(file: Option<&Path>) -> Result<Targets, String> {
     match file {
         Some(path) => Targets::load(path),
@@ -254,6 +405,18 @@ fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
         Ok(t) => t,
         Err(e) => return usage_error(e),
     };
+    // Read the baseline before anything starts: a bad path is bad input.
+    let baseline = match cli.baseline.as_deref().map(Report::load).transpose() {
+        Ok(b) => b,
+        Err(e) => return usage_error(e),
+    };
+    let run_at = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        });
     let wanted = if cli.targets.is_empty() {
         vec!["embedded".to_owned()]
     } else {
@@ -394,6 +557,13 @@ fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
 
     let conclusion = libtest_mimic::run(&cli.test, trials);
 
+    let endpoints: Vec<(String, String)> = live
+        .iter()
+        .filter_map(|(n, l)| match l.as_ref() {
+            Ok(l) => Some((n.clone(), l.settings.endpoint_url.clone())),
+            Err(_) => None,
+        })
+        .collect();
     let mut cleanup_failed = false;
     runtime.block_on(async {
         for (name, live) in live {
@@ -419,6 +589,7 @@ fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
     results.sort_by_key(order);
     let report = Report {
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+        run_at,
         scenarios: catalog
             .scenarios
             .iter()
@@ -427,9 +598,16 @@ fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
                 title: s.title.clone(),
                 operation: s.operation.clone(),
                 aws_doc: s.aws_doc.clone(),
+                informational: s.informational,
             })
             .collect(),
-        targets: selected.iter().map(|t| t.name.clone()).collect(),
+        targets: selected
+            .iter()
+            .map(|t| {
+                let url = endpoints.iter().find(|(n, _)| *n == t.name);
+                t.info(url.map(|(_, u)| u.as_str()))
+            })
+            .collect(),
         results,
     };
     print_report(&report, matrix_to_stderr);
@@ -438,6 +616,18 @@ fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
             eprintln!("error: cannot write {}: {e}", path.display());
             return ExitCode::from(EXIT_USAGE);
         }
+    }
+    if let Some(baseline) = &baseline {
+        // With a baseline only a cell that got worse fails the run.
+        let regressed = print_comparison(&report, baseline);
+        if regressed {
+            return ExitCode::from(EXIT_FAILED);
+        }
+        return if cleanup_failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        };
     }
     if cleanup_failed && !conclusion.has_failed() {
         return ExitCode::FAILURE;

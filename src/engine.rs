@@ -1489,6 +1489,11 @@ mod tests {
     fn out(status: u16, code: Option<&str>, etag: Option<&str>) -> Outcome {
         Outcome {
             operation: Operation::PutObject,
+            method: "PUT".into(),
+            path: "/b/k".into(),
+            copy_source: None,
+            sent: None,
+            received: None,
             key: "k".into(),
             precondition: Precondition::create_only(),
             status,

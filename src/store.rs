@@ -169,6 +169,23 @@ impl Operation {
 pub struct Outcome {
     /// The operation sent.
     pub operation: Operation,
+    /// The HTTP method of the request.
+    #[serde(default)]
+    pub method: String,
+    /// The request path: `/bucket/key` and the operation's query
+    /// (`?uploads`, `?uploadId=…`, `?delete`).
+    #[serde(default)]
+    pub path: String,
+    /// `x-amz-copy-source` of a CopyObject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_source: Option<String>,
+    /// The request body, cut short (PUT and UploadPart bodies, the XML of
+    /// CompleteMultipartUpload and DeleteObjects).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent: Option<String>,
+    /// The body of a successful GET, cut short.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<String>,
     /// The object key (full, with the run's prefix).
     pub key: String,
     /// The conditional headers sent.
@@ -363,6 +380,29 @@ fn answer_of<E: ProvideErrorMetadata>(err: &SdkError<E>) -> Option<(u16, Option<
     Some((status, code))
 }
 
+/// How much of a body the evidence keeps.
+const EVIDENCE_BODY: usize = 200;
+
+/// A body as evidence: text (lossy), at most [`EVIDENCE_BODY`] characters.
+fn cut(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    if text.chars().count() > EVIDENCE_BODY {
+        let mut t: String = text.chars().take(EVIDENCE_BODY).collect();
+        t.push('…');
+        t
+    } else {
+        text.into_owned()
+    }
+}
+
+/// Text escaped for an XML element.
+fn xml_text(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// A key as it goes into `x-amz-copy-source`: every byte but unreserved
 /// characters and `/` percent-encoded.
 fn urlencoding_path(key: &str) -> String {
@@ -412,8 +452,20 @@ impl Store {
     }
 
     fn outcome(&self, operation: Operation, key: &str, pre: &Precondition) -> Outcome {
+        let path = match operation {
+            Operation::DeleteObjects => format!("/{}?delete", self.bucket),
+            Operation::CreateMultipartUpload => {
+                format!("/{}/{}?uploads", self.bucket, urlencoding_path(key))
+            }
+            _ => format!("/{}/{}", self.bucket, urlencoding_path(key)),
+        };
         Outcome {
             operation,
+            method: operation.method().to_owned(),
+            path,
+            copy_source: None,
+            sent: None,
+            received: None,
             key: key.to_owned(),
             precondition: pre.clone(),
             status: 0,
@@ -482,6 +534,7 @@ impl Store {
         pre: &Precondition,
     ) -> Result<Outcome, StoreError> {
         let mut outcome = self.outcome(Operation::PutObject, key, pre);
+        outcome.sent = Some(cut(&body));
         let res = self
             .client
             .put_object()
@@ -526,7 +579,11 @@ impl Store {
                 // (shorter than its Content-Length, say) is part of the
                 // answer, not a missing one.
                 match out.body.collect().await {
-                    Ok(data) => outcome.body = Some(data.into_bytes()),
+                    Ok(data) => {
+                        let data = data.into_bytes();
+                        outcome.received = Some(cut(&data));
+                        outcome.body = Some(data);
+                    }
                     Err(err) => outcome.body_error = Some(describe(&err)),
                 }
                 Ok(outcome)
@@ -591,12 +648,14 @@ impl Store {
         pre: &Precondition,
     ) -> Result<Outcome, StoreError> {
         let mut outcome = self.outcome(Operation::CopyObject, key, pre);
+        let copy_source = format!("{}/{}", self.bucket, urlencoding_path(source));
+        outcome.copy_source = Some(copy_source.clone());
         let res = self
             .client
             .copy_object()
             .bucket(&self.bucket)
             .key(key)
-            .copy_source(format!("{}/{}", self.bucket, urlencoding_path(source)))
+            .copy_source(copy_source)
             .set_if_match(pre.if_match.clone())
             .set_if_none_match(pre.if_none_match.clone())
             .send()
@@ -661,6 +720,10 @@ impl Store {
         body: Bytes,
     ) -> Result<Outcome, StoreError> {
         let mut outcome = self.outcome(Operation::UploadPart, key, &Precondition::none());
+        outcome
+            .path
+            .push_str(&format!("?partNumber={number}&uploadId={upload_id}"));
+        outcome.sent = Some(cut(&body));
         let res = self
             .client
             .upload_part()
@@ -692,6 +755,19 @@ impl Store {
     ) -> Result<Outcome, StoreError> {
         use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
         let mut outcome = self.outcome(Operation::CompleteMultipartUpload, key, pre);
+        outcome.path.push_str(&format!("?uploadId={upload_id}"));
+        let xml: String = parts
+            .iter()
+            .map(|(n, e)| {
+                format!(
+                    "<Part><PartNumber>{n}</PartNumber><ETag>{}</ETag></Part>",
+                    xml_text(e.as_str())
+                )
+            })
+            .collect();
+        outcome.sent = Some(format!(
+            "<CompleteMultipartUpload>{xml}</CompleteMultipartUpload>"
+        ));
         let parts = parts
             .iter()
             .map(|(n, e)| {
@@ -752,6 +828,17 @@ impl Store {
         use aws_sdk_s3::types::{Delete, ObjectIdentifier};
         let first = objects.first().map(|(k, _)| k.as_str()).unwrap_or_default();
         let mut outcome = self.outcome(Operation::DeleteObjects, first, &Precondition::none());
+        let xml: String = objects
+            .iter()
+            .map(|(k, e)| {
+                let etag = e
+                    .as_deref()
+                    .map(|e| format!("<ETag>{}</ETag>", xml_text(e)))
+                    .unwrap_or_default();
+                format!("<Object><Key>{}</Key>{etag}</Object>", xml_text(k))
+            })
+            .collect();
+        outcome.sent = Some(format!("<Delete>{xml}</Delete>"));
         let ids: Result<Vec<ObjectIdentifier>, _> = objects
             .iter()
             .map(|(k, e)| {

@@ -345,3 +345,270 @@ fn list_prints_the_catalog_for_terminals_and_docs() {
     assert_eq!(out.status.code(), Some(2));
     assert_no_panic(&out);
 }
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn report_merges_runs_and_writes_markdown_html_junit_and_json() {
+    let dir = scratch("report");
+    let path = |n: &str| dir.join(n).to_str().unwrap().to_owned();
+    let out = condwrite(&[
+        "report",
+        &fixture("run-a.json"),
+        &fixture("run-b.json"),
+        "--markdown",
+        &path("r.md"),
+        "--html",
+        &path("r.html"),
+        "--junit",
+        &path("junit.xml"),
+        "--json",
+        &path("merged.json"),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert_no_panic(&out);
+    // The merged matrix on stdout, then what was written.
+    assert!(stdout.contains("9 cells over 3 target(s)"), "{stdout}");
+    for f in ["r.md", "r.html", "junit.xml", "merged.json"] {
+        assert!(stdout.contains(&format!("wrote {}", path(f))), "{stdout}");
+    }
+    let md = std::fs::read_to_string(dir.join("r.md")).unwrap();
+    assert!(md.contains("| down |  |  |"), "{md}");
+    assert!(std::fs::read_to_string(dir.join("r.html"))
+        .unwrap()
+        .contains("<td class=\"v-error\">"));
+    assert!(std::fs::read_to_string(dir.join("junit.xml"))
+        .unwrap()
+        .contains("<testsuite name=\"down\""));
+    let merged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("merged.json")).unwrap()).unwrap();
+    assert_eq!(merged["results"].as_array().unwrap().len(), 9);
+    assert_eq!(merged["targets"][2]["name"], "down");
+}
+
+#[test]
+fn report_fails_only_on_a_regression_against_its_baseline() {
+    // run-a as the newer result, run-b (where lossy passed) as the baseline:
+    // lossy / put-if-none-match-existing-key went pass -> unsafe.
+    let out = condwrite(&[
+        "report",
+        &fixture("run-a.json"),
+        "--baseline",
+        &fixture("run-b.json"),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(101), "{stdout}");
+    assert!(
+        stdout.contains("baseline: 1 regression(s), 0 improvement(s)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("regression  lossy / put-if-none-match-existing-key: pass -> unsafe"),
+        "{stdout}"
+    );
+    // The other way round it is an improvement, and unsafe cells that were
+    // already unsafe do not fail the report.
+    let out = condwrite(&[
+        "report",
+        &fixture("run-b.json"),
+        "--baseline",
+        &fixture("run-a.json"),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("0 regression(s), 1 improvement(s)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn report_explains_a_file_that_is_not_a_result() {
+    let dir = scratch("report-bad");
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, "{\"tool_version\": 3}").unwrap();
+    let out = condwrite(&["report", bad.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_no_panic(&out);
+    assert!(err.contains("bad.json:1:"), "{err}");
+    assert!(err.contains("not a condwrite result"), "{err}");
+    let out = condwrite(&["report", "/nonexistent/x.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("/nonexistent/x.json: cannot read"));
+}
+
+#[test]
+fn targets_lists_names_for_a_ci_matrix() {
+    let out = condwrite(&["targets", "--json", "minio*"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "minio",
+            "minio-2025-07",
+            "minio-2024-08",
+            "minio-2024-01",
+            "minio-2022-10"
+        ]
+    );
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["kind"] == "container"));
+    assert!(list[0]["version"]
+        .as_str()
+        .unwrap()
+        .starts_with("quay.io/minio/minio:RELEASE."));
+    let text_out = condwrite(&["targets"]);
+    let listing = text(&text_out.stdout);
+    assert!(
+        listing.lines().next().unwrap().starts_with("embedded "),
+        "{listing}"
+    );
+    assert!(listing.contains("moto"), "{listing}");
+    let unknown = condwrite(&["targets", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains("known targets: embedded"));
+}
+
+#[test]
+fn a_run_with_a_baseline_fails_only_when_a_cell_got_worse() {
+    let dir = scratch("baseline");
+    let first = dir.join("first.json");
+    let args = |json: &str, baseline: Option<&str>| {
+        let mut a = vec![
+            "--target".to_owned(),
+            "embedded-racy".to_owned(),
+            "race-if-none-match".to_owned(),
+            "--json".to_owned(),
+            json.to_owned(),
+        ];
+        if let Some(b) = baseline {
+            a.push("--baseline".into());
+            a.push(b.into());
+        }
+        a
+    };
+    let run = |a: Vec<String>| {
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        condwrite(&refs)
+    };
+    // Without a baseline an unsafe cell fails the run.
+    let out = run(args(first.to_str().unwrap(), None));
+    assert_eq!(out.status.code(), Some(101), "{}", text(&out.stdout));
+    // Against its own result nothing got worse: the run passes.
+    let second = dir.join("second.json");
+    let out = run(args(
+        second.to_str().unwrap(),
+        Some(first.to_str().unwrap()),
+    ));
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("baseline: 0 regression(s)"), "{stdout}");
+    // Against a baseline where the cell passed, it is a regression.
+    let mut passed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&first).unwrap()).unwrap();
+    passed["results"][0]["verdict"] = "pass".into();
+    let passed_path = dir.join("passed.json");
+    std::fs::write(&passed_path, passed.to_string()).unwrap();
+    let out = run(args(
+        dir.join("third.json").to_str().unwrap(),
+        Some(passed_path.to_str().unwrap()),
+    ));
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(101), "{stdout}");
+    assert!(
+        stdout.contains("regression  embedded-racy / race-if-none-match: pass -> unsafe"),
+        "{stdout}"
+    );
+    // The JSON names the target and when the run was, never a credential.
+    let json = std::fs::read_to_string(&first).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["targets"][0]["kind"], "embedded");
+    assert!(v["targets"][0]["endpoint"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://127.0.0.1:"));
+    assert!(v["run_at"].as_str().unwrap().ends_with('Z'));
+    assert!(v["results"][0]["evidence"][0]["method"] == "PUT");
+    assert!(!json.contains(condwrite::target::EMBEDDED_SECRET_KEY));
+}
+
+#[test]
+fn the_conformance_workflow_runs_each_minio_target_and_merges_the_results() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let workflow = root.join(".github/workflows/conformance.yml");
+    let python = root.join(".servers/moto/bin/python");
+    if !python.is_file() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "PyYAML comes with moto: run scripts/install-servers moto"
+        );
+        eprintln!("skipping: no YAML parser (scripts/install-servers moto installs one)");
+        return;
+    }
+    let out = Command::new(&python)
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+        ])
+        .arg(&workflow)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let wf: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let jobs = &wf["jobs"];
+    let steps = |job: &str| -> String {
+        jobs[job]["steps"]
+            .as_array()
+            .unwrap_or_else(|| panic!("job {job} has steps"))
+            .iter()
+            .filter_map(|s| s["run"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    // The matrix comes from `condwrite targets`, one job per MinIO target.
+    assert!(steps("targets").contains("targets --json 'minio*'"));
+    assert_eq!(
+        jobs["run"]["strategy"]["matrix"]["target"],
+        "${{ fromJSON(needs.targets.outputs.matrix) }}"
+    );
+    assert_eq!(jobs["run"]["strategy"]["fail-fast"], false);
+    let run = steps("run");
+    assert!(run.contains("--json \"result-$TARGET.json\""), "{run}");
+    assert!(
+        run.contains("--baseline \"reports/baseline/$TARGET.json\""),
+        "{run}"
+    );
+    let uploads = jobs["run"]["steps"].as_array().unwrap().iter().find(|s| {
+        s["uses"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("actions/upload-artifact"))
+    });
+    assert_eq!(uploads.unwrap()["if"], "always()");
+    // The final job merges whatever the jobs produced, also after a failure.
+    assert_eq!(jobs["report"]["needs"], "run");
+    assert_eq!(jobs["report"]["if"], "always()");
+    let report = steps("report");
+    assert!(report.contains("report results/*.json"), "{report}");
+    // Every option the workflow passes exists.
+    let help = text(&condwrite(&["report", "--help"]).stdout);
+    for opt in ["--markdown", "--html", "--junit", "--json", "--baseline"] {
+        assert!(help.contains(opt), "{help}");
+        assert!(report.contains(opt) || opt == "--baseline", "{opt}");
+    }
+    let main_help = text(&condwrite(&["--help"]).stdout);
+    assert!(main_help.contains("--baseline"), "{main_help}");
+}

@@ -111,6 +111,8 @@ pub struct TargetSpec {
     pub client: ClientOptions,
     /// The folder of the targets file, `{root}` in commands.
     pub root: PathBuf,
+    /// The server's version, for reports (`version = "..."`).
+    pub version: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +132,7 @@ struct RawTarget {
     faults: Option<Spanned<Vec<String>>>,
     nodes: Option<usize>,
     endpoints: Option<Vec<String>>,
+    version: Option<String>,
     command: Option<Vec<String>>,
     #[serde(default)]
     env: BTreeMap<String, String>,
@@ -406,6 +409,7 @@ impl Targets {
                     request_timeout: Duration::from_secs(t.request_timeout_s.unwrap_or(30)),
                 },
                 root: root.to_owned(),
+                version: t.version,
             });
         }
         if targets.is_empty() {
@@ -476,6 +480,33 @@ impl Targets {
             ));
         }
         Ok(out)
+    }
+}
+
+impl TargetSpec {
+    /// The target as a report describes it; `endpoint` is the URL the run
+    /// talked to, when it started.
+    pub fn info(&self, endpoint: Option<&str>) -> crate::report::TargetInfo {
+        let version = match self.kind {
+            Kind::Embedded => Some(format!("condwrite {}", env!("CARGO_PKG_VERSION"))),
+            Kind::Container => self
+                .container
+                .as_ref()
+                .map(|c| format!("{}:{}", c.image, c.tag)),
+            _ => None,
+        };
+        let configured = self.endpoint.as_ref().and_then(|e| e.url.clone());
+        crate::report::TargetInfo {
+            name: self.name.clone(),
+            kind: self.kind.to_string(),
+            description: self.description.clone(),
+            version: self.version.clone().or(version),
+            endpoint: endpoint
+                .map(str::to_owned)
+                .or(configured)
+                .map(|u| crate::report::strip_userinfo(&u)),
+            region: Some(self.client.region.clone()),
+        }
     }
 }
 

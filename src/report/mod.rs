@@ -1,0 +1,649 @@
+//! The result model and its renderers.
+//!
+//! Every output — the terminal matrix, the reasons list, JSON, Markdown,
+//! HTML, JUnit — reads the same [`Report`]; runs made separately are merged
+//! into one, and a run is compared with a baseline here too. This module
+//! runs nothing; it only shapes results.
+
+mod html;
+mod junit;
+mod markdown;
+
+pub use html::curl;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{Cell as TableCell, ContentArrangement, Table};
+use serde::{Deserialize, Serialize};
+
+use crate::store::Outcome;
+
+/// How a target answered one scenario, graded as the Autobahn testsuite
+/// grades: what a user of conditional writes fears most is silent loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Behaves as AWS S3 documents.
+    Pass,
+    /// An informational scenario recorded a property (the reason says
+    /// which); never a failure.
+    Info,
+    /// Safe (nothing overwritten, at most one winner) but answers differently.
+    Deviates,
+    /// Refuses the conditional request explicitly and changes nothing.
+    Unsupported,
+    /// The harness could not judge (target down, setup failed, timeout).
+    Error,
+    /// The condition was ignored or violated: data overwritten, created or
+    /// lost, more than one racer won.
+    Unsafe,
+}
+
+impl Verdict {
+    /// Every verdict, best first.
+    pub const ALL: [Verdict; 6] = [
+        Verdict::Pass,
+        Verdict::Info,
+        Verdict::Deviates,
+        Verdict::Unsupported,
+        Verdict::Error,
+        Verdict::Unsafe,
+    ];
+
+    /// The lowercase name used in every output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Info => "info",
+            Verdict::Deviates => "deviates",
+            Verdict::Unsupported => "unsupported",
+            Verdict::Error => "error",
+            Verdict::Unsafe => "unsafe",
+        }
+    }
+
+    /// What the verdict means, in one line (for legends).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Verdict::Pass => "behaves as AWS S3 documents",
+            Verdict::Info => "an informational scenario recorded a property (the reason says which); never a failure",
+            Verdict::Deviates => "safe (nothing overwritten, at most one winner), but answers differently from AWS",
+            Verdict::Unsupported => "refuses the conditional request explicitly (501, 400) and changes nothing",
+            Verdict::Error => "condwrite could not judge (target down, set-up failed, timeout)",
+            Verdict::Unsafe => "the condition was ignored or violated: data overwritten, created or lost, more than one racer won, a refused write that still changed bytes",
+        }
+    }
+
+    /// A mark for tables in docs.
+    pub fn mark(self) -> &'static str {
+        match self {
+            Verdict::Pass => "✅",
+            Verdict::Info => "ℹ️",
+            Verdict::Deviates => "⚠️",
+            Verdict::Unsupported => "⛔",
+            Verdict::Error => "❓",
+            Verdict::Unsafe => "❌",
+        }
+    }
+
+    /// Whether the cell fails a run (always for unsafe and error; with
+    /// `strict` also for deviates and unsupported).
+    pub fn fails(self, strict: bool) -> bool {
+        match self {
+            Verdict::Pass | Verdict::Info => false,
+            Verdict::Deviates | Verdict::Unsupported => strict,
+            Verdict::Error | Verdict::Unsafe => true,
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The verdict of one target × scenario cell, with what decided it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CellResult {
+    /// Target name, as in targets.toml.
+    pub target: String,
+    /// Scenario id.
+    pub scenario: String,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// One line: `Expected: … Actual: …`.
+    pub reason: String,
+    /// Wall time of the cell, including read-backs and clean-up.
+    pub duration_ms: u64,
+    /// The exchanges that decided the verdict.
+    #[serde(default)]
+    pub evidence: Vec<Outcome>,
+}
+
+/// One run over some targets and scenarios (or several runs merged).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// condwrite's version.
+    pub tool_version: String,
+    /// When the run started (RFC 3339, UTC); the latest start of a merge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<String>,
+    /// Scenario ids with their titles, in catalog order.
+    pub scenarios: Vec<ScenarioInfo>,
+    /// The targets, in the order they were asked for.
+    pub targets: Vec<TargetInfo>,
+    /// One entry per cell that ran.
+    pub results: Vec<CellResult>,
+}
+
+/// A scenario as the report names it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    pub id: String,
+    pub title: String,
+    pub operation: String,
+    pub aws_doc: String,
+    /// Records a property (`info`) rather than checking a rule.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub informational: bool,
+}
+
+/// A target as the report names it: what it is, never its credentials.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "TargetInfoRepr")]
+pub struct TargetInfo {
+    /// Name in targets.toml.
+    pub name: String,
+    /// `embedded`, `process`, `container` or `endpoint`.
+    pub kind: String,
+    /// The one-line description from targets.toml.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Server version, or image and tag, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The URL the run talked to (without any user information).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The signing region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+/// Reports written before targets were described list only their names.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TargetInfoRepr {
+    Name(String),
+    Full {
+        name: String,
+        #[serde(default)]
+        kind: String,
+        #[serde(default)]
+        description: String,
+        #[serde(default)]
+        version: Option<String>,
+        #[serde(default)]
+        endpoint: Option<String>,
+        #[serde(default)]
+        region: Option<String>,
+    },
+}
+
+impl From<TargetInfoRepr> for TargetInfo {
+    fn from(r: TargetInfoRepr) -> Self {
+        match r {
+            TargetInfoRepr::Name(name) => TargetInfo {
+                name,
+                ..Default::default()
+            },
+            TargetInfoRepr::Full {
+                name,
+                kind,
+                description,
+                version,
+                endpoint,
+                region,
+            } => TargetInfo {
+                name,
+                kind,
+                description,
+                version,
+                endpoint,
+                region,
+            },
+        }
+    }
+}
+
+impl TargetInfo {
+    /// A target known only by name.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A URL without `user:password@`, so that no credential ends up in a report.
+pub fn strip_userinfo(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            format!("{scheme}://{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// One cell whose verdict differs from the baseline's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub target: String,
+    pub scenario: String,
+    pub before: Verdict,
+    pub after: Verdict,
+    /// The reason of the current cell.
+    pub reason: String,
+}
+
+/// A run compared with a baseline, cell by cell.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Comparison {
+    /// Cells that got better.
+    pub improvements: Vec<Change>,
+    /// Cells that got worse: what fails a run with `--baseline`.
+    pub regressions: Vec<Change>,
+    /// Cells the baseline does not have (new scenarios or targets).
+    pub new: Vec<(String, String, Verdict)>,
+    /// Cells of the baseline that did not run now.
+    pub missing: Vec<(String, String)>,
+}
+
+impl Comparison {
+    /// The comparison as lines for a terminal.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = vec![format!(
+            "baseline: {} regression(s), {} improvement(s), {} new cell(s), {} cell(s) not run",
+            self.regressions.len(),
+            self.improvements.len(),
+            self.new.len(),
+            self.missing.len()
+        )];
+        for c in &self.regressions {
+            out.push(format!(
+                "  regression  {} / {}: {} -> {}: {}",
+                c.target, c.scenario, c.before, c.after, c.reason
+            ));
+        }
+        for c in &self.improvements {
+            out.push(format!(
+                "  improvement {} / {}: {} -> {}",
+                c.target, c.scenario, c.before, c.after
+            ));
+        }
+        for (t, s, v) in &self.new {
+            out.push(format!("  new         {t} / {s}: {v}"));
+        }
+        for (t, s) in &self.missing {
+            out.push(format!("  not run     {t} / {s}"));
+        }
+        out
+    }
+}
+
+impl Report {
+    /// Reads a report written by `--json`; the error names the file.
+    pub fn load(path: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "{}:{}:{}: not a condwrite result: {e} (expected the JSON `condwrite --json` writes)",
+                path.display(),
+                e.line(),
+                e.column()
+            )
+        })
+    }
+
+    /// The target names, in order.
+    pub fn target_names(&self) -> Vec<&str> {
+        self.targets.iter().map(|t| t.name.as_str()).collect()
+    }
+
+    /// Runs made separately (one CI job per target) as one report: the
+    /// scenarios and targets of all, in first-seen order. A cell that
+    /// several runs have is taken from the last of them.
+    pub fn merge(reports: Vec<Report>) -> Report {
+        let mut out = Report::default();
+        for r in reports {
+            if out.tool_version.is_empty() {
+                out.tool_version = r.tool_version.clone();
+            } else if !out.tool_version.split(", ").any(|v| v == r.tool_version) {
+                out.tool_version = format!("{}, {}", out.tool_version, r.tool_version);
+            }
+            if r.run_at > out.run_at {
+                out.run_at = r.run_at.clone();
+            }
+            for s in r.scenarios {
+                if !out.scenarios.iter().any(|x| x.id == s.id) {
+                    out.scenarios.push(s);
+                }
+            }
+            for t in r.targets {
+                match out.targets.iter_mut().find(|x| x.name == t.name) {
+                    // A later run describes the target better, unless it
+                    // only names it.
+                    Some(x) if !t.kind.is_empty() => *x = t,
+                    Some(_) => {}
+                    None => out.targets.push(t),
+                }
+            }
+            for c in r.results {
+                out.results
+                    .retain(|x| !(x.target == c.target && x.scenario == c.scenario));
+                out.results.push(c);
+            }
+        }
+        let order = |c: &CellResult| {
+            (
+                out.targets.iter().position(|t| t.name == c.target),
+                out.scenarios.iter().position(|s| s.id == c.scenario),
+            )
+        };
+        let mut results = std::mem::take(&mut out.results);
+        results.sort_by_key(order);
+        out.results = results;
+        out
+    }
+
+    /// Compares this run with `baseline`, cell by cell: a cell whose verdict
+    /// is worse than before (in the order pass, info, deviates, unsupported,
+    /// error, unsafe) is a regression.
+    pub fn compare(&self, baseline: &Report) -> Comparison {
+        let mut cmp = Comparison::default();
+        for c in &self.results {
+            match baseline.cell(&c.target, &c.scenario) {
+                None => cmp
+                    .new
+                    .push((c.target.clone(), c.scenario.clone(), c.verdict)),
+                Some(b) if c.verdict == b.verdict => {}
+                Some(b) => {
+                    let change = Change {
+                        target: c.target.clone(),
+                        scenario: c.scenario.clone(),
+                        before: b.verdict,
+                        after: c.verdict,
+                        reason: c.reason.clone(),
+                    };
+                    if c.verdict > b.verdict {
+                        cmp.regressions.push(change);
+                    } else {
+                        cmp.improvements.push(change);
+                    }
+                }
+            }
+        }
+        for b in &baseline.results {
+            if self.cell(&b.target, &b.scenario).is_none() {
+                cmp.missing.push((b.target.clone(), b.scenario.clone()));
+            }
+        }
+        cmp
+    }
+
+    /// The cell of `target` × `scenario`, if it ran.
+    pub fn cell(&self, target: &str, scenario: &str) -> Option<&CellResult> {
+        self.results
+            .iter()
+            .find(|c| c.target == target && c.scenario == scenario)
+    }
+
+    /// The scenario groups (operations), in first-seen order.
+    pub fn groups(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for s in &self.scenarios {
+            if !out.contains(&s.operation.as_str()) {
+                out.push(&s.operation);
+            }
+        }
+        out
+    }
+
+    /// `12 pass, 1 info, 2 unsafe`: the verdicts of `target`'s cells whose
+    /// scenario is in `group` (all groups with `None`), worst last.
+    pub fn counts_text(&self, target: &str, group: Option<&str>) -> String {
+        let mut counts: BTreeMap<Verdict, usize> = BTreeMap::new();
+        for c in self.results.iter().filter(|c| c.target == target) {
+            let in_group = group.is_none_or(|g| {
+                self.scenarios
+                    .iter()
+                    .any(|s| s.id == c.scenario && s.operation == g)
+            });
+            if in_group {
+                *counts.entry(c.verdict).or_insert(0) += 1;
+            }
+        }
+        if counts.is_empty() {
+            return "-".into();
+        }
+        counts
+            .iter()
+            .map(|(v, n)| format!("{n} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// How many cells have each verdict.
+    pub fn counts(&self) -> BTreeMap<Verdict, usize> {
+        let mut counts = BTreeMap::new();
+        for c in &self.results {
+            *counts.entry(c.verdict).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// The run as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("the report model always serializes")
+    }
+
+    /// The scenarios × targets matrix, a verdict per cell (`-` for a cell
+    /// that did not run), for a terminal `width` columns wide if known.
+    pub fn matrix(&self, width: Option<u16>) -> String {
+        let mut table = Table::new();
+        table.load_style(UTF8_FULL_CONDENSED);
+        table.set_content_arrangement(ContentArrangement::Dynamic);
+        if let Some(w) = width {
+            table.set_width(w);
+        }
+        let mut header = vec![TableCell::new("scenario")];
+        header.extend(self.targets.iter().map(|t| TableCell::new(&t.name)));
+        table.set_header(header);
+        for s in &self.scenarios {
+            if !self.results.iter().any(|c| c.scenario == s.id) {
+                continue;
+            }
+            let mut row = vec![TableCell::new(&s.id)];
+            for t in self.target_names() {
+                let text = self.cell(t, &s.id).map_or("-", |c| c.verdict.name());
+                row.push(TableCell::new(text));
+            }
+            table.add_row(row);
+        }
+        table.to_string()
+    }
+
+    /// One line per cell that is not `pass`: `target / scenario: verdict:
+    /// reason`. Targets whose every cell has the same verdict and reason
+    /// (a target that did not start) share one line.
+    pub fn reasons(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut uniform: Vec<(Verdict, &str, Vec<&str>, usize)> = Vec::new();
+        for t in self.target_names() {
+            let cells: Vec<&CellResult> = self
+                .scenarios
+                .iter()
+                .filter_map(|s| self.cell(t, &s.id))
+                .collect();
+            let same = cells.len() > 1
+                && cells
+                    .iter()
+                    .all(|c| c.verdict == cells[0].verdict && c.reason == cells[0].reason)
+                && cells[0].verdict != Verdict::Pass;
+            if same {
+                let (v, r) = (cells[0].verdict, cells[0].reason.as_str());
+                match uniform
+                    .iter_mut()
+                    .find(|u| u.0 == v && u.1 == r && u.3 == cells.len())
+                {
+                    Some(u) => u.2.push(t),
+                    None => uniform.push((v, r, vec![t], cells.len())),
+                }
+                continue;
+            }
+            for c in cells {
+                if c.verdict != Verdict::Pass {
+                    out.push(format!("{t} / {}: {}: {}", c.scenario, c.verdict, c.reason));
+                }
+            }
+        }
+        for (verdict, reason, targets, n) in uniform {
+            out.push(format!(
+                "{}: all {n} cells {verdict}: {reason}",
+                targets.join(", ")
+            ));
+        }
+        out
+    }
+
+    /// One line with the count of each verdict.
+    pub fn summary(&self) -> String {
+        let counts = self.counts();
+        let parts: Vec<String> = Verdict::ALL
+            .iter()
+            .map(|v| format!("{} {v}", counts.get(v).copied().unwrap_or(0)))
+            .collect();
+        format!(
+            "{} cells over {} target(s): {}",
+            self.results.len(),
+            self.targets.len(),
+            parts.join(", ")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> Report {
+        let cell = |t: &str, s: &str, v| CellResult {
+            target: t.into(),
+            scenario: s.into(),
+            verdict: v,
+            reason: format!("because {v}"),
+            duration_ms: 3,
+            evidence: vec![],
+        };
+        Report {
+            tool_version: "0.0.0".into(),
+            run_at: None,
+            scenarios: ["a", "b"]
+                .map(|id| ScenarioInfo {
+                    id: id.into(),
+                    title: id.into(),
+                    operation: "PutObject".into(),
+                    aws_doc: "https://docs.aws.amazon.com/".into(),
+                    informational: false,
+                })
+                .to_vec(),
+            targets: vec![TargetInfo::named("x"), TargetInfo::named("y")],
+            results: vec![
+                cell("x", "a", Verdict::Pass),
+                cell("x", "b", Verdict::Unsafe),
+                cell("y", "a", Verdict::Deviates),
+            ],
+        }
+    }
+
+    #[test]
+    fn verdict_failure_follows_strictness() {
+        assert!(!Verdict::Pass.fails(true));
+        assert!(!Verdict::Deviates.fails(false));
+        assert!(Verdict::Deviates.fails(true));
+        assert!(Verdict::Unsupported.fails(true));
+        assert!(Verdict::Unsafe.fails(false));
+        assert!(Verdict::Error.fails(false));
+    }
+
+    #[test]
+    fn matrix_has_a_row_per_scenario_and_a_dash_for_cells_not_run() {
+        let m = report().matrix(Some(120));
+        let row_b = m.lines().find(|l| l.contains(" b ")).expect(&m);
+        assert!(row_b.contains("unsafe") && row_b.contains('-'), "{m}");
+        let row_a = m.lines().find(|l| l.contains(" a ")).expect(&m);
+        assert!(row_a.contains("pass") && row_a.contains("deviates"), "{m}");
+    }
+
+    #[test]
+    fn reasons_list_only_non_pass_cells() {
+        let r = report().reasons();
+        assert_eq!(
+            r,
+            vec![
+                "x / b: unsafe: because unsafe".to_string(),
+                "y / a: deviates: because deviates".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn targets_whose_cells_all_failed_alike_share_one_line() {
+        let mut r = report();
+        r.targets.push(TargetInfo::named("z"));
+        r.targets.push(TargetInfo::named("w"));
+        for t in ["z", "w"] {
+            for s in ["a", "b"] {
+                r.results.push(CellResult {
+                    target: t.into(),
+                    scenario: s.into(),
+                    verdict: Verdict::Error,
+                    reason: "no Docker".into(),
+                    duration_ms: 0,
+                    evidence: vec![],
+                });
+            }
+        }
+        let lines = r.reasons();
+        assert_eq!(lines.last().unwrap(), "z, w: all 2 cells error: no Docker");
+        assert_eq!(lines.len(), 3, "{lines:?}");
+    }
+
+    #[test]
+    fn credentials_in_an_endpoint_url_are_dropped() {
+        assert_eq!(
+            strip_userinfo("https://AKIA:secret@s3.example.com:9000/path"),
+            "https://s3.example.com:9000/path"
+        );
+        assert_eq!(
+            strip_userinfo("http://127.0.0.1:9000"),
+            "http://127.0.0.1:9000"
+        );
+    }
+
+    #[test]
+    fn json_round_trips_with_lowercase_verdicts() {
+        let r = report();
+        let json = r.to_json();
+        assert!(json.contains("\"verdict\": \"unsafe\""), "{json}");
+        let back: Report = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r);
+    }
+}
