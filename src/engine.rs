@@ -137,17 +137,6 @@ pub struct Site<'a> {
     pub may_create_buckets: bool,
 }
 
-impl<'a> Site<'a> {
-    /// A site of one endpoint that may create buckets.
-    pub fn single(store: &'a Store) -> Self {
-        Self {
-            store,
-            peers: &[],
-            may_create_buckets: true,
-        }
-    }
-}
-
 /// Runs `scenario` on `site` under `prefix` (which must end in `/` and be
 /// unused), then deletes everything under the prefix — and a bucket it
 /// made for a versioning scenario.
@@ -231,7 +220,6 @@ async fn run_in(
 ) -> Judgement {
     let store = &stores[0];
     let mut run = Run {
-        store,
         stores,
         prefix,
         saved: HashMap::new(),
@@ -324,8 +312,8 @@ struct OpenUpload {
 }
 
 struct Run<'a> {
-    store: &'a Store,
-    /// The bucket through every endpoint; racers and workers take turns.
+    /// The bucket through every endpoint, the target's first one first;
+    /// racers and workers take turns.
     stores: &'a [Store],
     prefix: &'a str,
     saved: HashMap<String, ETag>,
@@ -336,6 +324,11 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// The bucket through the target's first endpoint.
+    fn store(&self) -> &Store {
+        &self.stores[0]
+    }
+
     fn key(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
     }
@@ -392,7 +385,7 @@ impl Run<'_> {
         let mut tries = 0;
         let out = loop {
             let out = self
-                .store
+                .store()
                 .get(key, &Precondition::none())
                 .await
                 .map_err(|e| Abort(format!("reading the object back failed: {e}")))?;
@@ -439,18 +432,25 @@ impl Run<'_> {
         let res = match action {
             Action::Put => {
                 let body = Bytes::from(body.unwrap_or_default().to_owned());
-                self.store.put(key, body, pre).await
+                self.store().put(key, body, pre).await
             }
-            Action::Get => self.store.get(key, pre).await,
-            Action::Head => self.store.head(key, pre).await,
-            Action::Delete => self.store.delete(key, pre).await,
-            Action::Copy => self.store.copy(source.unwrap_or_default(), key, pre).await,
-            Action::CreateUpload => self.store.create_upload(key, pre).await,
+            Action::Get => self.store().get(key, pre).await,
+            Action::Head => self.store().head(key, pre).await,
+            Action::Delete => self.store().delete(key, pre).await,
+            Action::Copy => {
+                self.store()
+                    .copy(source.unwrap_or_default(), key, pre)
+                    .await
+            }
+            Action::CreateUpload => self.store().create_upload(key, pre).await,
             Action::UploadPart => {
                 let id = upload_id()?;
                 let number = self.uploads.get(key).map_or(0, |u| u.parts.len()) as i32 + 1;
                 let data = Bytes::from(body.unwrap_or_default().to_owned());
-                let out = self.store.upload_part(key, &id, number, data.clone()).await;
+                let out = self
+                    .store()
+                    .upload_part(key, &id, number, data.clone())
+                    .await;
                 if let Ok(o) = &out {
                     if let (true, Some(etag), Some(u)) =
                         (o.is_success(), o.etag.clone(), self.uploads.get_mut(key))
@@ -467,7 +467,7 @@ impl Run<'_> {
                     .iter()
                     .map(|(n, e, _)| (*n, e.clone()))
                     .collect();
-                self.store.complete_upload(key, &id, &parts, pre).await
+                self.store().complete_upload(key, &id, &parts, pre).await
             }
             Action::Race | Action::CasCounter | Action::DeleteObjects | Action::Aba => {
                 unreachable!("not a single-request step")
@@ -661,7 +661,7 @@ impl Run<'_> {
             sent.push((key, etag));
         }
         let out = self
-            .store
+            .store()
             .delete_objects(&sent)
             .await
             .map_err(|e| Abort(format!("no answer: {}", e.message)))?;

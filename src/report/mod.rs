@@ -134,6 +134,7 @@ pub struct Report {
     /// Scenario ids with their titles, in catalog order.
     pub scenarios: Vec<ScenarioInfo>,
     /// The targets, in the order they were asked for.
+    #[serde(deserialize_with = "targets_compat")]
     pub targets: Vec<TargetInfo>,
     /// One entry per cell that ran.
     pub results: Vec<CellResult>,
@@ -153,11 +154,11 @@ pub struct ScenarioInfo {
 
 /// A target as the report names it: what it is, never its credentials.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(from = "TargetInfoRepr")]
 pub struct TargetInfo {
     /// Name in targets.toml.
     pub name: String,
     /// `embedded`, `process`, `container` or `endpoint`.
+    #[serde(default)]
     pub kind: String,
     /// The one-line description from targets.toml.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -173,50 +174,23 @@ pub struct TargetInfo {
     pub region: Option<String>,
 }
 
-/// Reports written before targets were described list only their names.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum TargetInfoRepr {
-    Name(String),
-    Full {
-        name: String,
-        #[serde(default)]
-        kind: String,
-        #[serde(default)]
-        description: String,
-        #[serde(default)]
-        version: Option<String>,
-        #[serde(default)]
-        endpoint: Option<String>,
-        #[serde(default)]
-        region: Option<String>,
-    },
-}
-
-impl From<TargetInfoRepr> for TargetInfo {
-    fn from(r: TargetInfoRepr) -> Self {
-        match r {
-            TargetInfoRepr::Name(name) => TargetInfo {
-                name,
-                ..Default::default()
-            },
-            TargetInfoRepr::Full {
-                name,
-                kind,
-                description,
-                version,
-                endpoint,
-                region,
-            } => TargetInfo {
-                name,
-                kind,
-                description,
-                version,
-                endpoint,
-                region,
-            },
-        }
+/// Reads `targets`: objects, or the bare names reports written before
+/// targets were described held.
+fn targets_compat<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<TargetInfo>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Entry {
+        Name(String),
+        Full(TargetInfo),
     }
+    let entries = Vec::<Entry>::deserialize(d)?;
+    Ok(entries
+        .into_iter()
+        .map(|e| match e {
+            Entry::Name(name) => TargetInfo::named(name),
+            Entry::Full(t) => t,
+        })
+        .collect())
 }
 
 impl TargetInfo {
