@@ -229,6 +229,18 @@ pub struct Expect {
     pub or_status: Vec<u16>,
 }
 
+impl Expect {
+    /// AWS answers `status` (with error `code`), nothing more to check.
+    pub fn new(status: u16, code: Option<&str>) -> Self {
+        Self {
+            status,
+            code: code.map(str::to_owned),
+            etag: None,
+            or_status: Vec::new(),
+        }
+    }
+}
+
 /// One step of a scenario.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
@@ -476,33 +488,65 @@ fn unused_fields(raw: &RawStep, allowed: &[&str]) -> Vec<&'static str> {
         .collect()
 }
 
+/// The fields a step kind takes, and what to add when another is given.
+fn takes(action: Action) -> (&'static [&'static str], &'static str) {
+    match action {
+        Action::Race => (
+            &[
+                "racers",
+                "rounds",
+                "start",
+                "if_match",
+                "if_none_match",
+                "expect",
+            ],
+            " (each racer writes its own body)",
+        ),
+        Action::CasCounter => (
+            &["workers", "increments"],
+            " (its rule is built in: no increment may be lost)",
+        ),
+        Action::DeleteObjects => (&["objects"], ""),
+        Action::Aba => (&["body"], ""),
+        Action::UploadPart => (&["upload", "body"], ""),
+        Action::Copy => (
+            &["source", "if_match", "if_none_match", "save_as", "expect"],
+            "",
+        ),
+        Action::CreateUpload => (&["upload", "if_match", "if_none_match", "expect"], ""),
+        Action::CompleteUpload => (
+            &["upload", "if_match", "if_none_match", "save_as", "expect"],
+            "",
+        ),
+        Action::Put | Action::Get | Action::Head | Action::Delete => (
+            &[
+                "body",
+                "if_match",
+                "if_none_match",
+                "if_modified_since",
+                "if_unmodified_since",
+                "save_as",
+                "expect",
+            ],
+            "",
+        ),
+    }
+}
+
+/// The first name `template` references that is neither saved by an earlier
+/// step nor one of `extra`.
+fn unsaved(template: &Template, saved: &HashSet<String>, extra: &[&str]) -> Option<String> {
+    template
+        .references()
+        .into_iter()
+        .find(|name| !saved.contains(name) && !extra.contains(&name.as_str()))
+}
+
 fn validate_step(raw: RawStep, names: &mut Names) -> Result<Step, String> {
-    let takes: &[&str] = match raw.action {
-        Action::DeleteObjects => &["objects"],
-        Action::Aba => &["body"],
-        Action::UploadPart => &["upload", "body"],
-        Action::Copy => &["source", "if_match", "if_none_match", "save_as", "expect"],
-        Action::CreateUpload => &["upload", "if_match", "if_none_match", "expect"],
-        Action::CompleteUpload => &["upload", "if_match", "if_none_match", "save_as", "expect"],
-        _ => &[
-            "body",
-            "if_match",
-            "if_none_match",
-            "if_modified_since",
-            "if_unmodified_since",
-            "save_as",
-            "racers",
-            "rounds",
-            "workers",
-            "increments",
-            "start",
-            "expect",
-        ],
-    };
-    let unused = unused_fields(&raw, takes);
-    if let Some(field) = unused.first() {
+    let (allowed, hint) = takes(raw.action);
+    if let Some(field) = unused_fields(&raw, allowed).first() {
         return Err(format!(
-            "`{field}` does not apply to `do = \"{}\"`",
+            "`{field}` does not apply to `do = \"{}\"`{hint}",
             action_word(raw.action)
         ));
     }
@@ -523,12 +567,10 @@ fn validate_step(raw: RawStep, names: &mut Names) -> Result<Step, String> {
             let mut out = Vec::new();
             for o in objects {
                 let if_match = o.if_match.map(Template);
-                for name in if_match.iter().flat_map(Template::references) {
-                    if !saved.contains(&name) {
-                        return Err(format!(
-                            "`${{{name}}}` names no ETag: expected a `save_as = \"{name}\"` on an earlier step"
-                        ));
-                    }
+                if let Some(name) = if_match.as_ref().and_then(|t| unsaved(t, saved, &[])) {
+                    return Err(format!(
+                        "`${{{name}}}` names no ETag: expected a `save_as = \"{name}\"` on an earlier step"
+                    ));
                 }
                 out.push(BatchObject {
                     key: o.key,
@@ -594,35 +636,20 @@ fn validate_step(raw: RawStep, names: &mut Names) -> Result<Step, String> {
         if_unmodified_since: raw.if_unmodified_since,
     };
     let check_refs = |allowed_extra: &[&str]| -> Result<(), String> {
-        for t in [&conditions.if_match, &conditions.if_none_match]
+        let missing = [&conditions.if_match, &conditions.if_none_match]
             .into_iter()
             .flatten()
-        {
-            for name in t.references() {
-                if !saved.contains(&name) && !allowed_extra.contains(&name.as_str()) {
-                    return Err(format!(
-                        "`${{{name}}}` names no ETag: expected a `save_as = \"{name}\"` on an earlier step{}",
-                        if allowed_extra.is_empty() { "" } else { " or `${base}`" }
-                    ));
-                }
-            }
+            .find_map(|t| unsaved(t, saved, allowed_extra));
+        match missing {
+            Some(name) => Err(format!(
+                "`${{{name}}}` names no ETag: expected a `save_as = \"{name}\"` on an earlier step{}",
+                if allowed_extra.is_empty() { "" } else { " or `${base}`" }
+            )),
+            None => Ok(()),
         }
-        Ok(())
     };
     match raw.action {
         Action::Race => {
-            for (field, present) in [
-                ("body", raw.body.is_some()),
-                ("save_as", raw.save_as.is_some()),
-                ("workers", raw.workers.is_some()),
-                ("increments", raw.increments.is_some()),
-            ] {
-                if present {
-                    return Err(format!(
-                        "`{field}` is not used by `do = \"race\"` (each racer writes its own body)"
-                    ));
-                }
-            }
             let start = raw
                 .start
                 .ok_or("a race needs `start = \"absent\"` or `start = \"existing\"`")?;
@@ -665,22 +692,6 @@ fn validate_step(raw: RawStep, names: &mut Names) -> Result<Step, String> {
             })
         }
         Action::CasCounter => {
-            for (field, present) in [
-                ("body", raw.body.is_some()),
-                ("save_as", raw.save_as.is_some()),
-                ("if_match", conditions.if_match.is_some()),
-                ("if_none_match", conditions.if_none_match.is_some()),
-                ("racers", raw.racers.is_some()),
-                ("rounds", raw.rounds.is_some()),
-                ("start", raw.start.is_some()),
-                ("expect", raw.expect.is_some()),
-            ] {
-                if present {
-                    return Err(format!(
-                        "`{field}` is not used by `do = \"cas_counter\"` (its rule is built in: no increment may be lost)"
-                    ));
-                }
-            }
             let workers = raw.workers.unwrap_or(8);
             let increments = raw.increments.unwrap_or(40);
             if !(2..=64).contains(&workers) {
@@ -696,20 +707,6 @@ fn validate_step(raw: RawStep, names: &mut Names) -> Result<Step, String> {
             })
         }
         action => {
-            for (field, present) in [
-                ("racers", raw.racers.is_some()),
-                ("rounds", raw.rounds.is_some()),
-                ("start", raw.start.is_some()),
-                ("workers", raw.workers.is_some()),
-                ("increments", raw.increments.is_some()),
-            ] {
-                if present {
-                    return Err(format!(
-                        "`{field}` does not apply to `do = \"{}\"`",
-                        action_word(action)
-                    ));
-                }
-            }
             if action == Action::Put && raw.body.is_none() {
                 return Err("`do = \"put\"` needs a `body`".into());
             }
@@ -732,12 +729,10 @@ fn validate_step(raw: RawStep, names: &mut Names) -> Result<Step, String> {
                         return Err("`winners`/`loser_status` only apply to `do = \"race\"`".into());
                     }
                     let etag = e.etag.map(Template);
-                    for name in etag.iter().flat_map(Template::references) {
-                        if !saved.contains(&name) {
-                            return Err(format!(
-                                "`expect.etag` names `${{{name}}}`: expected a `save_as = \"{name}\"` on an earlier step"
-                            ));
-                        }
+                    if let Some(name) = etag.as_ref().and_then(|t| unsaved(t, saved, &[])) {
+                        return Err(format!(
+                            "`expect.etag` names `${{{name}}}`: expected a `save_as = \"{name}\"` on an earlier step"
+                        ));
                     }
                     Expect {
                         status: e.status.ok_or("`expect` needs a `status`")?,
@@ -746,12 +741,7 @@ fn validate_step(raw: RawStep, names: &mut Names) -> Result<Step, String> {
                         or_status: e.or_status.unwrap_or_default(),
                     }
                 }
-                None => Expect {
-                    status: if action == Action::Delete { 204 } else { 200 },
-                    code: None,
-                    etag: None,
-                    or_status: Vec::new(),
-                },
+                None => Expect::new(if action == Action::Delete { 204 } else { 200 }, None),
             };
             let checked = checked && action != Action::UploadPart;
             if let Some(name) = &raw.save_as {
@@ -960,6 +950,35 @@ expect = { status = 200 }
         let err = parse_suite("x.toml", &text).unwrap_err();
         assert!(err.message.contains("`${nope}` names no ETag"), "{err}");
         assert_eq!(err.line, 15, "{err}");
+    }
+
+    #[test]
+    fn a_field_a_step_kind_does_not_take_is_named_with_why() {
+        let race = "[[scenario]]\nid = \"r\"\ntitle = \"t\"\noperation = \"PutObject\"\naws_doc = \"d\"\naws_says = \"s\"\n\n[[scenario.steps]]\ndo = \"race\"\nkey = \"k\"\nbody = \"b\"\nstart = \"absent\"\nif_none_match = \"*\"\nexpect = { winners = 1, loser_status = [412] }\n";
+        let err = parse_suite("x.toml", race).unwrap_err();
+        assert!(
+            err.message.contains(
+                "`body` does not apply to `do = \"race\"` (each racer writes its own body)"
+            ),
+            "{err}"
+        );
+        let counter = race
+            .replace("do = \"race\"", "do = \"cas_counter\"")
+            .replace("body = \"b\"\n", "");
+        let err = parse_suite("x.toml", &counter).unwrap_err();
+        assert!(
+            err.message.contains(
+                "`if_none_match` does not apply to `do = \"cas_counter\"` (its rule is built in"
+            ),
+            "{err}"
+        );
+        let put = GOOD.replace("save_as = \"v1\"", "save_as = \"v1\"\nracers = 4");
+        let err = parse_suite("x.toml", &put).unwrap_err();
+        assert!(
+            err.message
+                .contains("`racers` does not apply to `do = \"put\"`"),
+            "{err}"
+        );
     }
 
     #[test]
