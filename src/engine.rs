@@ -71,6 +71,14 @@ impl State {
         }
     }
 
+    /// The ETag it was read back with, if any.
+    fn etag(&self) -> Option<&ETag> {
+        match self {
+            State::Present { etag, .. } | State::Unreadable { etag, .. } => etag.as_ref(),
+            State::Absent => None,
+        }
+    }
+
     fn holds(&self, body: &[u8]) -> bool {
         matches!(self, State::Present { body: b, .. } if b.as_ref() == body)
     }
@@ -413,6 +421,15 @@ impl Run<'_> {
         }
     }
 
+    /// The ETag a write answered with; without one, the ETag the object
+    /// reads back with (read only then).
+    async fn written_etag(&mut self, out: &Outcome, key: &str) -> Result<Option<ETag>, Abort> {
+        if let Some(e) = &out.etag {
+            return Ok(Some(e.clone()));
+        }
+        Ok(self.read(key).await?.etag().cloned())
+    }
+
     /// Sends one request of a `Step::Request`. `source` is the full key a
     /// copy reads from.
     async fn send(
@@ -587,16 +604,12 @@ impl Run<'_> {
                     }
                 };
                 if let Some(name) = save_as {
-                    let etag = match (&out.etag, self.read(&key).await?) {
-                        (Some(e), _) => e.clone(),
-                        (None, State::Present { etag: Some(e), .. }) => e,
-                        _ => {
-                            return Err(Abort(format!(
-                                "{} {key} returned no ETag to save as `{name}`",
-                                action_name(*action)
-                            )))
-                        }
-                    };
+                    let etag = self.written_etag(&out, &key).await?.ok_or_else(|| {
+                        Abort(format!(
+                            "{} {key} returned no ETag to save as `{name}`",
+                            action_name(*action)
+                        ))
+                    })?;
                     self.saved.insert(name.clone(), etag);
                 }
                 Ok(graded)
@@ -688,11 +701,10 @@ impl Run<'_> {
                     out.status_line()
                 )));
             }
-            let etag = match (out.etag.clone(), self.read(key).await?) {
-                (Some(e), _) => e,
-                (None, State::Present { etag: Some(e), .. }) => e,
-                _ => return Err(Abort(format!("PUT {key} returned no ETag"))),
-            };
+            let etag = self
+                .written_etag(&out, key)
+                .await?
+                .ok_or_else(|| Abort(format!("PUT {key} returned no ETag")))?;
             etags.push(etag);
         }
         let kept = etags[0].same_version(&etags[1]);
@@ -702,19 +714,9 @@ impl Run<'_> {
         let out = self.send(Action::Put, key, Some(&next), None, &pre).await?;
         let after = self.read(key).await?;
         let expect = if kept {
-            Expect {
-                status: 200,
-                code: None,
-                etag: None,
-                or_status: Vec::new(),
-            }
+            Expect::new(200, None)
         } else {
-            Expect {
-                status: 412,
-                code: Some("PreconditionFailed".into()),
-                etag: None,
-                or_status: Vec::new(),
-            }
+            Expect::new(412, Some("PreconditionFailed"))
         };
         let g = grade_request(
             Action::Put,
@@ -883,10 +885,7 @@ impl Run<'_> {
                 let etag = out
                     .etag
                     .clone()
-                    .or_else(|| match &state {
-                        State::Present { etag, .. } => etag.clone(),
-                        State::Absent | State::Unreadable { .. } => None,
-                    })
+                    .or_else(|| state.etag().cloned())
                     .ok_or_else(|| Abort(format!("set-up PUT {key} returned no ETag")))?;
                 extra.insert("base", etag);
                 state
@@ -1065,10 +1064,7 @@ fn grade_request(
                 );
             }
             if action != Action::Delete {
-                let stored = match after {
-                    State::Present { etag, .. } => etag.as_ref(),
-                    State::Absent | State::Unreadable { .. } => None,
-                };
+                let stored = after.etag();
                 match (&out.etag, stored) {
                     (None, _) => {
                         return Graded::new(Verdict::Deviates, line(": no ETag in the answer"))
@@ -1516,12 +1512,7 @@ mod tests {
     }
 
     fn refused_412() -> Expect {
-        Expect {
-            status: 412,
-            code: Some("PreconditionFailed".into()),
-            etag: None,
-            or_status: Vec::new(),
-        }
+        Expect::new(412, Some("PreconditionFailed"))
     }
 
     #[test]
@@ -1550,12 +1541,7 @@ mod tests {
             Action::Put,
             Some(b"new".as_slice()),
             &Precondition::create_only(),
-            &Expect {
-                status: 200,
-                code: None,
-                etag: None,
-                or_status: Vec::new(),
-            },
+            &Expect::new(200, None),
             None,
             &out(200, None, Some("\"b\"")),
             &State::Absent,
@@ -1570,12 +1556,7 @@ mod tests {
             Action::Put,
             Some(b"new".as_slice()),
             &Precondition::create_only(),
-            &Expect {
-                status: 404,
-                code: Some("NoSuchKey".into()),
-                etag: None,
-                or_status: Vec::new(),
-            },
+            &Expect::new(404, Some("NoSuchKey")),
             None,
             &out(412, Some("PreconditionFailed"), None),
             &State::Absent,
@@ -1611,12 +1592,7 @@ mod tests {
             Action::Put,
             Some(b"new".as_slice()),
             &Precondition::create_only(),
-            &Expect {
-                status: 200,
-                code: None,
-                etag: None,
-                or_status: Vec::new(),
-            },
+            &Expect::new(200, None),
             None,
             &out(200, None, None),
             &State::Absent,
