@@ -365,6 +365,28 @@ impl Reference {
         self.faults.contains(&fault)
     }
 
+    /// DeleteObject's rule, also for each object of a DeleteObjects:
+    /// `If-Match` checked against the current version, then the named
+    /// version removed, or the object deleted (a delete marker put on top in
+    /// a versioned bucket).
+    fn delete_one(
+        &self,
+        b: &mut Bucket,
+        key: &str,
+        version: Option<&str>,
+        if_match: Option<&str>,
+    ) -> S3Result<()> {
+        if let Some(im) = if_match {
+            let current = b.current(key, self.has(Fault::DeleteMarkerCountsAsObject));
+            check_if_match(&self.faults, im, current.as_ref())?;
+        }
+        match version {
+            Some(v) => b.remove_version(key, v),
+            None => b.write(key, None),
+        }
+        Ok(())
+    }
+
     /// Checks a write's conditional headers against the current object and
     /// stores `new` under `key`, atomically — unless a fault says otherwise.
     /// `check: false` writes unconditionally.
@@ -1052,21 +1074,15 @@ impl S3 for Reference {
                 .as_ref()
                 .filter(|_| !self.has(Fault::DeleteObjectsIgnoresEtag))
                 .map(|e| format!("\"{}\"", e.value()));
-            if let Some(im) = condition {
-                let current = b.current(&id.key, self.has(Fault::DeleteMarkerCountsAsObject));
-                if let Err(e) = check_if_match(&self.faults, &im, current.as_ref()) {
-                    errors.push(dto::Error {
-                        code: Some(e.code().as_str().to_owned()),
-                        key: Some(id.key),
-                        message: e.message().map(str::to_owned),
-                        ..Default::default()
-                    });
-                    continue;
-                }
-            }
-            match &id.version_id {
-                Some(v) => b.remove_version(&id.key, v),
-                None => b.write(&id.key, None),
+            let version = id.version_id.as_deref();
+            if let Err(e) = self.delete_one(b, &id.key, version, condition.as_deref()) {
+                errors.push(dto::Error {
+                    code: Some(e.code().as_str().to_owned()),
+                    key: Some(id.key),
+                    message: e.message().map(str::to_owned),
+                    ..Default::default()
+                });
+                continue;
             }
             deleted.push(dto::DeletedObject {
                 key: Some(id.key),
@@ -1139,15 +1155,12 @@ impl S3 for Reference {
                 ..Default::default()
             }));
         }
-        if let Some(im) = header(&req.headers, "if-match") {
-            if self.has(Fault::NoConditionalDelete) {
-                return Err(not_implemented());
-            }
-            let current = bucket.current(&input.key, self.has(Fault::DeleteMarkerCountsAsObject));
-            check_if_match(&self.faults, im, current.as_ref())?;
+        let if_match = header(&req.headers, "if-match");
+        if if_match.is_some() && self.has(Fault::NoConditionalDelete) {
+            return Err(not_implemented());
         }
         let marker = bucket.versioning;
-        bucket.write(&input.key, None);
+        self.delete_one(bucket, &input.key, None, if_match)?;
         Ok(S3Response::new(dto::DeleteObjectOutput {
             delete_marker: marker.then_some(true),
             ..Default::default()
