@@ -3,17 +3,8 @@
 //! its reason, its evidence, and a repro: the same requests as curl
 //! commands, with placeholders for the credentials.
 
-use super::{CellResult, Report, TargetInfo, Verdict};
+use super::{escape_markup as esc, CellResult, Report, TargetInfo, Verdict};
 use crate::store::{Operation, Outcome};
-
-/// Text escaped for HTML.
-fn esc(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
 
 /// A word quoted for a POSIX shell.
 fn sh(text: &str) -> String {

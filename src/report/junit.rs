@@ -2,19 +2,7 @@
 //! `unsafe` and `error` cells are failures, so CI systems show them; the
 //! reason of every other cell that is not `pass` goes to its system-out.
 
-use super::{Report, Verdict};
-
-/// Text escaped for XML (element text and attribute values).
-fn esc(text: &str) -> String {
-    text.chars()
-        .filter(|c| matches!(c, '\t' | '\n' | '\r') || !c.is_control())
-        .collect::<String>()
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
-}
+use super::{escape_markup as esc, Report, Verdict};
 
 fn secs(ms: u64) -> String {
     format!("{:.3}", ms as f64 / 1000.0)

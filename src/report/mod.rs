@@ -11,6 +11,26 @@ mod markdown;
 
 pub use html::curl;
 
+/// Text escaped for HTML and XML, element text and attribute values alike;
+/// control characters XML cannot carry (all but tab and line breaks) are
+/// dropped.
+fn escape_markup(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 use std::collections::BTreeMap;
 use std::fmt;
 
