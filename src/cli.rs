@@ -10,9 +10,9 @@
 //! targets` lists targets for a CI matrix.
 
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -47,6 +47,9 @@ Examples:
   condwrite --target minio --json m.json --baseline old.json   fail only on regressions
   condwrite report a.json b.json --markdown r.md --html r.html --junit junit.xml
   condwrite targets --json 'minio*'           targets for a CI matrix";
+
+/// The exit code of the signal being handled (130 SIGINT, 143 SIGTERM), or 0.
+static SIGNALLED: AtomicI32 = AtomicI32::new(0);
 
 /// Exit status for bad input (a malformed file, an unknown target).
 const EXIT_USAGE: u8 = 2;
@@ -93,9 +96,15 @@ struct Cli {
 enum Command {
     /// Run the embedded reference S3 server on its own until Ctrl-C
     Serve {
-        /// Port on 127.0.0.1 (0 picks a free one)
-        #[arg(long, default_value_t = 9000)]
-        port: u16,
+        /// Port on 127.0.0.1 (0 picks a free one); with --nodes, one port
+        /// per node, comma-separated (nodes without one pick a free port)
+        #[arg(
+            long,
+            value_name = "PORT[,PORT...]",
+            value_delimiter = ',',
+            default_value = "9000"
+        )]
+        port: Vec<u16>,
         /// Break one rule on purpose (repeatable); README lists the faults,
         /// and an unknown name prints them
         #[arg(long = "fault", value_name = "FAULT")]
@@ -187,7 +196,7 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Serve {
-            port,
+            ref port,
             ref faults,
             nodes,
         }) => serve(&runtime, port, faults, nodes.into()),
@@ -218,10 +227,17 @@ pub fn main() -> ExitCode {
 
 fn serve(
     runtime: &tokio::runtime::Runtime,
-    port: u16,
+    ports: &[u16],
     faults: &[String],
     nodes: usize,
 ) -> ExitCode {
+    if ports.len() > nodes {
+        return usage_error(format!(
+            "{} ports for {nodes} node(s): give --nodes {} or fewer ports",
+            ports.len(),
+            ports.len()
+        ));
+    }
     let faults = match faults
         .iter()
         .map(|f| f.parse::<Fault>())
@@ -237,13 +253,14 @@ fn serve(
             secret_key: target::EMBEDDED_SECRET_KEY.into(),
             nodes,
         };
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let server = match reference::start(options, addr).await {
+        let server = match reference::start_on(options, ports).await {
             Ok(s) => s,
             Err(e) => {
+                let list: Vec<String> = ports.iter().map(u16::to_string).collect();
                 return usage_error(format!(
-                "cannot listen on {addr}: {e}; pick another port with --port (0 picks a free one)"
-            ))
+                    "cannot listen on 127.0.0.1 port {}: {e}; pick another port with --port (0 picks a free one)",
+                    list.join(", ")
+                ));
             }
         };
         let fault_list = if faults.is_empty() {
@@ -447,13 +464,26 @@ fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
             .collect()
     };
     let matrix_to_stderr = cli.test.format == Some(FormatSetting::Json);
-    // Ctrl-C: stop every server this run started, then leave as a shell would.
+    // Ctrl-C or SIGTERM (what CI sends when it cancels a job): stop every
+    // server and remove every container this run started, then leave as a
+    // shell would (130 for SIGINT, 143 for SIGTERM).
     runtime.spawn(async {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            target::process::stop_all();
-            eprintln!("\ninterrupted: stopped the servers this run started");
-            std::process::exit(130);
-        }
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        let (name, code) = tokio::select! {
+            _ = int.recv() => ("interrupted", 130),
+            _ = term.recv() => ("terminated", 143),
+        };
+        SIGNALLED.store(code, Ordering::SeqCst);
+        target::process::stop_all();
+        target::container::remove_all().await;
+        eprintln!("\n{name}: stopped the servers and removed the containers this run started");
+        std::process::exit(code);
     });
     let live: Vec<(String, Arc<Result<LiveTarget, String>>)> = runtime.block_on(async {
         let mut out = Vec::new();
@@ -556,6 +586,13 @@ fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
     }
 
     let conclusion = libtest_mimic::run(&cli.test, trials);
+    if SIGNALLED.load(Ordering::SeqCst) != 0 {
+        // The signal handler is cleaning up and ends the process with the
+        // signal's exit code; the trials that ended early prove nothing.
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
 
     let endpoints: Vec<(String, String)> = live
         .iter()
@@ -568,9 +605,13 @@ fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
     runtime.block_on(async {
         for (name, live) in live {
             if let Ok(live) = Arc::into_inner(live).expect("every trial has finished") {
-                if let Err(e) = live.stop().await {
-                    cleanup_failed = true;
-                    eprintln!("warning: cleaning up target {name} failed: {e}");
+                match live.stop().await {
+                    Ok(None) => {}
+                    Ok(Some(note)) => eprintln!("note: cleaning up target {name}: {note}"),
+                    Err(e) => {
+                        cleanup_failed = true;
+                        eprintln!("warning: cleaning up target {name} failed: {e}");
+                    }
                 }
             }
         }

@@ -204,15 +204,25 @@ impl RunningServer {
 /// Binds `addr` (port 0 picks a free one; further nodes always pick a free
 /// port) and serves until stopped.
 pub async fn start(options: Options, addr: SocketAddr) -> std::io::Result<RunningServer> {
+    start_at(options, addr.ip(), &[addr.port()]).await
+}
+
+/// Serves on 127.0.0.1: node `i` on `ports[i]` (0, or no entry, picks a
+/// free port).
+pub async fn start_on(options: Options, ports: &[u16]) -> std::io::Result<RunningServer> {
+    start_at(options, std::net::IpAddr::from([127, 0, 0, 1]), ports).await
+}
+
+async fn start_at(
+    options: Options,
+    ip: std::net::IpAddr,
+    ports: &[u16],
+) -> std::io::Result<RunningServer> {
     let state: Arc<Mutex<State>> = Arc::default();
     let mut addrs = Vec::new();
     let mut tasks = Vec::new();
     for node in 0..options.nodes.max(1) {
-        let bind = if node == 0 {
-            addr
-        } else {
-            SocketAddr::new(addr.ip(), 0)
-        };
+        let bind = SocketAddr::new(ip, ports.get(node).copied().unwrap_or(0));
         let listener = TcpListener::bind(bind).await?;
         addrs.push(listener.local_addr()?);
         let reference = Reference {
@@ -268,6 +278,7 @@ struct Version {
 struct Upload {
     key: String,
     parts: BTreeMap<i32, (Bytes, String)>,
+    initiated: SystemTime,
 }
 
 #[derive(Default)]
@@ -852,6 +863,7 @@ impl S3 for Reference {
             Upload {
                 key: input.key.clone(),
                 parts: BTreeMap::new(),
+                initiated: SystemTime::now(),
             },
         );
         Ok(S3Response::new(dto::CreateMultipartUploadOutput {
@@ -952,6 +964,55 @@ impl S3 for Reference {
             .remove(&input.upload_id)
             .ok_or_else(no_such_upload)?;
         Ok(S3Response::new(dto::AbortMultipartUploadOutput::default()))
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<dto::ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<dto::ListMultipartUploadsOutput>> {
+        let input = req.input;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let max = input.max_uploads.unwrap_or(1000).clamp(1, 1000) as usize;
+        let mut state = self.lock();
+        let b = bucket_mut(&mut state, &input.bucket)?;
+        // By key, then upload id; after the markers.
+        let mut all: Vec<(&String, &Upload)> = b
+            .uploads
+            .iter()
+            .filter(|(_, u)| u.key.starts_with(&prefix))
+            .filter(
+                |(id, u)| match (&input.key_marker, &input.upload_id_marker) {
+                    (None, _) => true,
+                    (Some(k), None) => u.key > *k,
+                    (Some(k), Some(i)) => u.key > *k || (u.key == *k && *id > i),
+                },
+            )
+            .collect();
+        all.sort_by(|(ia, a), (ib, b)| (&a.key, ia).cmp(&(&b.key, ib)));
+        let truncated = all.len() > max;
+        all.truncate(max);
+        let last = all.last().map(|(id, u)| (u.key.clone(), (*id).clone()));
+        let uploads = all
+            .into_iter()
+            .map(|(id, u)| dto::MultipartUpload {
+                key: Some(u.key.clone()),
+                upload_id: Some(id.clone()),
+                initiated: Some(Timestamp::from(u.initiated)),
+                ..Default::default()
+            })
+            .collect();
+        Ok(S3Response::new(dto::ListMultipartUploadsOutput {
+            bucket: Some(input.bucket),
+            prefix: input.prefix,
+            key_marker: input.key_marker,
+            upload_id_marker: input.upload_id_marker,
+            max_uploads: Some(max as i32),
+            is_truncated: Some(truncated),
+            next_key_marker: truncated.then(|| last.clone().map(|l| l.0)).flatten(),
+            next_upload_id_marker: truncated.then(|| last.map(|l| l.1)).flatten(),
+            uploads: Some(uploads),
+            ..Default::default()
+        }))
     }
 
     async fn put_bucket_versioning(

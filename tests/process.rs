@@ -138,3 +138,76 @@ fn ctrl_c_stops_the_servers_the_run_started() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Runs one scenario of the built-in catalog on a started target.
+async fn run_scenario(live: &LiveTarget, id: &str) -> engine::Judgement {
+    let catalog = Catalog::builtin().unwrap();
+    let scenario = catalog.scenarios.iter().find(|s| s.id == id).unwrap();
+    engine::run(&live.site(), scenario, &format!("{}{id}/", live.prefix())).await
+}
+
+/// `condwrite serve --nodes 2` as a process target with two endpoints:
+/// both must be ready, and the racers are spread over both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_process_cluster_spreads_its_racers_over_every_endpoint() {
+    let exe = env!("CARGO_BIN_EXE_condwrite");
+    let cluster = |fault: &str| {
+        spec(&format!(
+            "command = [\"{exe}\", \"serve\", \"--nodes\", \"2\", \"--port\", \"{{port}},{{port1}}\"{fault}]\n\
+             ports = 2\nendpoints = [\"http://127.0.0.1:{{port}}\", \"http://127.0.0.1:{{port1}}\"]\n\
+             ready_path = \"/\""
+        ))
+    };
+    let live = LiveTarget::start(&cluster(""))
+        .await
+        .expect("the cluster starts");
+    let j = run_scenario(&live, "race-if-none-match").await;
+    live.stop().await.unwrap();
+    assert_eq!(j.verdict, condwrite::report::Verdict::Pass, "{}", j.reason);
+    assert!(
+        j.reason.contains("racers spread over 2 endpoints"),
+        "{}",
+        j.reason
+    );
+    // Nodes that each lock on their own race across the two endpoints: only
+    // spreading the racers over both catches it.
+    let live = LiveTarget::start(&cluster(", \"--fault\", \"node-local-lock\""))
+        .await
+        .expect("the cluster starts");
+    let j = run_scenario(&live, "race-if-none-match").await;
+    live.stop().await.unwrap();
+    assert_eq!(
+        j.verdict,
+        condwrite::report::Verdict::Unsafe,
+        "{}",
+        j.reason
+    );
+}
+
+/// `ready_file`: a server that listens but has not written its file is not
+/// ready; once the file is there, it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ready_file_is_waited_for() {
+    let exe = env!("CARGO_BIN_EXE_condwrite");
+    let never = spec(&format!(
+        "command = [\"{exe}\", \"serve\", \"--port\", \"{{port}}\"]\nready_path = \"/\"\n\
+         ready_file = \"{{dir}}/ready\"\nstart_timeout_s = 1"
+    ));
+    let err = LiveTarget::start(&never).await.unwrap_err();
+    assert!(err.contains("not ready after 1 s"), "{err}");
+    let later = spec(&format!(
+        "command = [\"sh\", \"-c\", \"(sleep 1; touch {{dir}}/ready) & exec {exe} serve --port {{port}}\"]\n\
+         ready_path = \"/\"\nready_file = \"{{dir}}/ready\"\nstart_timeout_s = 20"
+    ));
+    let started = Instant::now();
+    let live = LiveTarget::start(&later)
+        .await
+        .expect("ready once the file is written");
+    // It listened at once, but was not taken as ready before the file.
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    live.stop().await.unwrap();
+}

@@ -17,8 +17,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// How a process target is started and when it counts as ready.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProcessSpec {
-    /// Program and arguments; `{port}`, `{dir}` and `{root}` are filled in.
+    /// Program and arguments; `{port}` (and `{port1}`, `{port2}` … when
+    /// `ports` > 1), `{dir}` and `{root}` are filled in.
     pub command: Vec<String>,
+    /// How many free loopback ports to pick: `{port}`, `{port1}` …
+    pub ports: usize,
+    /// The server's S3 endpoints, templated like the command (default:
+    /// `http://127.0.0.1:{port}`); several make a cluster, and racers are
+    /// spread over them. Each must be `http://127.0.0.1:<port>`.
+    pub endpoints: Vec<String>,
     /// Extra environment, templated the same way.
     pub env: BTreeMap<String, String>,
     /// HTTP path that must answer (any status below 500); `None`: the port
@@ -26,6 +33,10 @@ pub struct ProcessSpec {
     pub ready_path: Option<String>,
     /// Text the readiness answer must contain, if any.
     pub ready_body: Option<String>,
+    /// A file (templated) that must exist before the server counts as
+    /// ready: a wrapper that sets the server up after it listens (a layout,
+    /// a key) writes it when done.
+    pub ready_file: Option<String>,
     /// How long to wait for readiness.
     pub start_timeout: Duration,
     /// How long the server may take to stop before it is killed.
@@ -62,20 +73,39 @@ pub struct ServerProcess {
     pgid: i32,
     dir: PathBuf,
     log: PathBuf,
-    port: u16,
+    urls: Vec<String>,
 }
 
-/// A free port on 127.0.0.1 (bound, read, released).
-fn free_port() -> std::io::Result<u16> {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok(l.local_addr()?.port())
+/// `n` distinct free ports on 127.0.0.1 (bound together, read, released).
+fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
 }
 
-fn fill(template: &str, port: u16, dir: &Path, root: &Path) -> String {
-    template
-        .replace("{port}", &port.to_string())
-        .replace("{dir}", &dir.display().to_string())
+/// Fills `{port}`, `{port1}` …, `{dir}` and `{root}` into a template.
+fn fill(template: &str, ports: &[u16], dir: &Path, root: &Path) -> String {
+    let mut s = template.to_owned();
+    for (i, p) in ports.iter().enumerate() {
+        if i == 0 {
+            s = s.replace("{port}", &p.to_string());
+        }
+        s = s.replace(&format!("{{port{i}}}"), &p.to_string());
+    }
+    s.replace("{dir}", &dir.display().to_string())
         .replace("{root}", &root.display().to_string())
+}
+
+/// The port of a filled `http://127.0.0.1:<port>` endpoint.
+fn loopback_port(url: &str) -> Option<u16> {
+    url.strip_prefix("http://127.0.0.1:")?
+        .trim_end_matches('/')
+        .parse()
+        .ok()
 }
 
 /// Whether `program` can be run: a path that exists, or a name on PATH.
@@ -102,7 +132,7 @@ fn log_tail(log: &Path, n: usize) -> String {
 
 /// One readiness probe: the port accepts, and (if asked) the path answers
 /// below 500 with the wanted text.
-fn probe(port: u16, path: Option<&str>, body: Option<&str>) -> bool {
+pub(crate) fn probe(port: u16, path: Option<&str>, body: Option<&str>) -> bool {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
         return false;
@@ -136,7 +166,8 @@ impl ServerProcess {
             .as_deref()
             .map(|i| format!("; install it with `{i}`"))
             .unwrap_or_default();
-        let port = free_port().map_err(|e| format!("no free port on 127.0.0.1: {e}"))?;
+        let ports =
+            free_ports(spec.ports).map_err(|e| format!("no free port on 127.0.0.1: {e}"))?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -151,8 +182,25 @@ impl ServerProcess {
         let args: Vec<String> = spec
             .command
             .iter()
-            .map(|a| fill(a, port, &dir, root))
+            .map(|a| fill(a, &ports, &dir, root))
             .collect();
+        let urls: Vec<String> = spec
+            .endpoints
+            .iter()
+            .map(|u| fill(u, &ports, &dir, root))
+            .collect();
+        let ready_file = spec
+            .ready_file
+            .as_ref()
+            .map(|f| PathBuf::from(fill(f, &ports, &dir, root)));
+        let endpoint_ports = urls
+            .iter()
+            .map(|u| loopback_port(u).ok_or(u))
+            .collect::<Result<Vec<u16>, _>>()
+            .map_err(|u| {
+                let _ = std::fs::remove_dir_all(&dir);
+                format!("endpoint `{u}` is not http://127.0.0.1:<port>: a process target serves on loopback")
+            })?;
         if !findable(&args[0]) {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(format!(
@@ -171,11 +219,17 @@ impl ServerProcess {
             .stderr(log_file)
             .process_group(0);
         for (k, v) in &spec.env {
-            command.env(k, fill(v, port, &dir, root));
+            command.env(k, fill(v, &ports, &dir, root));
         }
         let child = command.spawn().map_err(|e| {
             let _ = std::fs::remove_dir_all(&dir);
-            format!("cannot start `{}`: {e}{install_hint}", args[0])
+            let hint = match e.kind() {
+                std::io::ErrorKind::PermissionDenied => {
+                    "; make it executable (chmod +x)".to_owned()
+                }
+                _ => install_hint.clone(),
+            };
+            format!("cannot start `{}`: {e}{hint}", args[0])
         })?;
         let pgid = child.id() as i32;
         running().push((pgid, dir.clone()));
@@ -184,7 +238,7 @@ impl ServerProcess {
             pgid,
             dir,
             log,
-            port,
+            urls,
         };
         let started = Instant::now();
         loop {
@@ -194,11 +248,21 @@ impl ServerProcess {
                     "the server exited early ({status}); last log lines: {tail}"
                 ));
             }
-            let (port, path, body) = (port, spec.ready_path.clone(), spec.ready_body.clone());
-            let ready =
-                tokio::task::spawn_blocking(move || probe(port, path.as_deref(), body.as_deref()))
-                    .await
-                    .unwrap_or(false);
+            let (ports, path, body) = (
+                endpoint_ports.clone(),
+                spec.ready_path.clone(),
+                spec.ready_body.clone(),
+            );
+            // Every endpoint must be ready: a cluster's gateways each answer.
+            let file = ready_file.clone();
+            let ready = tokio::task::spawn_blocking(move || {
+                file.as_ref().is_none_or(|f| f.exists())
+                    && ports
+                        .iter()
+                        .all(|p| probe(*p, path.as_deref(), body.as_deref()))
+            })
+            .await
+            .unwrap_or(false);
             if ready {
                 return Ok(server);
             }
@@ -213,9 +277,9 @@ impl ServerProcess {
         }
     }
 
-    /// The port it listens on.
-    pub fn port(&self) -> u16 {
-        self.port
+    /// Its S3 endpoints, the first one first.
+    pub fn urls(&self) -> &[String] {
+        &self.urls
     }
 
     fn signal(&self, sig: i32) {
@@ -250,5 +314,35 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
         running().retain(|(p, _)| *p != self.pgid);
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_fill_every_port_the_folder_and_the_root() {
+        let ports = [
+            1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010,
+        ];
+        let filled = fill(
+            "{port} {port0} {port1} {port10} {dir} {root}",
+            &ports,
+            Path::new("/d"),
+            Path::new("/r"),
+        );
+        assert_eq!(filled, "1000 1000 1001 1010 /d /r");
+        assert_eq!(loopback_port("http://127.0.0.1:1234/"), Some(1234));
+        assert_eq!(loopback_port("http://0.0.0.0:1234"), None);
+    }
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let ports = free_ports(8).unwrap();
+        let mut sorted = ports.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 8);
     }
 }
