@@ -7,7 +7,7 @@
 //! changed the bytes is unsafe, and so is an accepted one whose bytes are not
 //! there. The engine prints nothing; it returns a [`Judgement`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -234,6 +234,8 @@ async fn run_in(
         uploads: HashMap::new(),
         evidence: Vec::new(),
         informational: scenario.informational,
+        unreadable_upload: false,
+        touched: BTreeSet::new(),
     };
     let mut worst: Option<(usize, Graded)> = None;
     for (index, step) in scenario.steps.iter().enumerate() {
@@ -287,10 +289,19 @@ async fn run_in(
             problems.push(e);
         }
     }
+    if run.unreadable_upload {
+        if let Err(e) = store.abort_uploads(prefix).await {
+            problems.push(e);
+        }
+    }
     let cleaned = if versioned {
         store.delete_versions(prefix).await
     } else {
-        store.delete_prefix(prefix).await
+        // The keys it named first, then whatever else the listing shows.
+        match store.delete_keys(&run.touched).await {
+            Ok(()) => store.delete_prefix(prefix).await,
+            Err(e) => Err(e),
+        }
     };
     if let Err(e) = cleaned {
         problems.push(e);
@@ -329,6 +340,11 @@ struct Run<'a> {
     uploads: HashMap<String, OpenUpload>,
     evidence: Vec<Outcome>,
     informational: bool,
+    /// A CreateMultipartUpload succeeded without an id the SDK could read.
+    unreadable_upload: bool,
+    /// Every key the scenario named: deleted at the end whatever a listing
+    /// shows (some stores list stale, and would hide an object).
+    touched: BTreeSet<String>,
 }
 
 impl Run<'_> {
@@ -337,8 +353,11 @@ impl Run<'_> {
         &self.stores[0]
     }
 
-    fn key(&self, name: &str) -> String {
-        format!("{}{name}", self.prefix)
+    /// The full key of `name`, remembered for the clean-up.
+    fn key(&mut self, name: &str) -> String {
+        let key = format!("{}{name}", self.prefix);
+        self.touched.insert(key.clone());
+        key
     }
 
     fn lookup(&self, name: &str) -> Option<String> {
@@ -491,15 +510,27 @@ impl Run<'_> {
             }
         };
         let out = res.map_err(|e| Abort(format!("no answer: {}", e.message)))?;
-        if action == Action::CreateUpload {
-            if let Some(id) = &out.upload_id {
-                self.uploads.insert(
-                    key.to_owned(),
-                    OpenUpload {
-                        id: id.clone(),
-                        parts: Vec::new(),
-                    },
-                );
+        if action == Action::CreateUpload && out.is_success() {
+            match &out.upload_id {
+                Some(id) => {
+                    self.uploads.insert(
+                        key.to_owned(),
+                        OpenUpload {
+                            id: id.clone(),
+                            parts: Vec::new(),
+                        },
+                    );
+                }
+                None => {
+                    // Started, but its id cannot be read: found and aborted
+                    // by listing at the end.
+                    self.unreadable_upload = true;
+                    self.evidence.push(out.clone());
+                    return Err(Abort(format!(
+                        "CreateMultipartUpload {key} answered {} without an UploadId the S3 SDK can read (AWS answers <InitiateMultipartUploadResult> with <UploadId>): multipart cannot be tested",
+                        out.status_line()
+                    )));
+                }
             }
         }
         if action == Action::CompleteUpload && out.is_success() {

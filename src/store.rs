@@ -437,6 +437,21 @@ fn describe<E: std::error::Error>(err: &E) -> String {
     msg
 }
 
+/// An SDK error in one line: `answered 409 BucketNotEmpty` when an HTTP
+/// answer came, else the error and its causes.
+fn sdk_error<E>(err: &SdkError<E>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match (err, answer_of(err)) {
+        (SdkError::ServiceError(_), Some((status, Some(code)))) => {
+            format!("answered {status} {code}")
+        }
+        (SdkError::ServiceError(_), Some((status, None))) => format!("answered {status}"),
+        _ => describe(err),
+    }
+}
+
 impl Store {
     /// A client for `bucket` on the endpoint `settings` names.
     pub fn new(settings: &ClientSettings, bucket: impl Into<String>) -> Self {
@@ -815,8 +830,70 @@ impl Store {
         {
             Ok(_) => Ok(()),
             Err(err) if err.code() == Some("NoSuchUpload") => Ok(()),
-            Err(err) => Err(format!("AbortMultipartUpload {key}: {}", describe(&err))),
+            Err(err) => Err(format!("AbortMultipartUpload {key}: {}", sdk_error(&err))),
         }
+    }
+
+    /// The open multipart uploads under `prefix`, as `(key, upload id)` (all
+    /// pages); `None` where the store does not implement the listing.
+    pub async fn list_uploads(
+        &self,
+        prefix: &str,
+    ) -> Result<Option<Vec<(String, String)>>, String> {
+        let mut uploads = Vec::new();
+        let (mut key_marker, mut id_marker): (Option<String>, Option<String>) = (None, None);
+        loop {
+            let out = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take())
+                .send()
+                .await;
+            let out = match out {
+                Ok(out) => out,
+                Err(e)
+                    if answer_of(&e).is_some_and(|(status, code)| {
+                        status == 501 || code.as_deref() == Some("NotImplemented")
+                    }) =>
+                {
+                    return Ok(None)
+                }
+                Err(e) => return Err(format!("ListMultipartUploads {prefix}: {}", sdk_error(&e))),
+            };
+            uploads.extend(
+                out.uploads()
+                    .iter()
+                    .filter_map(|u| Some((u.key()?.to_owned(), u.upload_id()?.to_owned()))),
+            );
+            match (
+                out.is_truncated(),
+                out.next_key_marker(),
+                out.next_upload_id_marker(),
+            ) {
+                (Some(true), Some(k), id) if !k.is_empty() => {
+                    key_marker = Some(k.to_owned());
+                    id_marker = id.map(str::to_owned);
+                }
+                _ => break,
+            }
+        }
+        Ok(Some(uploads))
+    }
+
+    /// Aborts every open multipart upload under `prefix` (those whose id a
+    /// scenario never learnt too); returns how many (`None`: the store
+    /// cannot list uploads).
+    pub async fn abort_uploads(&self, prefix: &str) -> Result<Option<usize>, String> {
+        let Some(uploads) = self.list_uploads(prefix).await? else {
+            return Ok(None);
+        };
+        for (key, id) in &uploads {
+            self.abort_upload(key, id).await?;
+        }
+        Ok(Some(uploads.len()))
     }
 
     /// DeleteObjects of `(key, ETag condition)` pairs in one request. The
@@ -912,7 +989,7 @@ impl Store {
                     "PutBucketVersioning answered {status}{}",
                     code.map(|c| format!(" {c}")).unwrap_or_default()
                 ),
-                None => format!("PutBucketVersioning: {}", describe(&e)),
+                None => format!("PutBucketVersioning: {}", sdk_error(&e)),
             })
     }
 
@@ -932,7 +1009,7 @@ impl Store {
                     "GetBucketVersioning answered {status}{}",
                     code.map(|c| format!(" {c}")).unwrap_or_default()
                 ),
-                None => format!("GetBucketVersioning: {}", describe(&e)),
+                None => format!("GetBucketVersioning: {}", sdk_error(&e)),
             })?;
         Ok(out.status().map(|s| s.as_str()) == Some("Enabled"))
     }
@@ -949,7 +1026,7 @@ impl Store {
                 .prefix(prefix)
                 .send()
                 .await
-                .map_err(|e| format!("ListObjectVersions {prefix}: {}", describe(&e)))?;
+                .map_err(|e| format!("ListObjectVersions {prefix}: {}", sdk_error(&e)))?;
             let mut found: Vec<(String, Option<String>)> = Vec::new();
             for v in out.versions() {
                 found.push((
@@ -974,7 +1051,7 @@ impl Store {
                     .set_version_id(version)
                     .send()
                     .await
-                    .map_err(|e| format!("DeleteObject {key} (a version): {}", describe(&e)))?;
+                    .map_err(|e| format!("DeleteObject {key} (a version): {}", sdk_error(&e)))?;
                 n += 1;
             }
             if n > 10_000 {
@@ -1006,7 +1083,7 @@ impl Store {
                 .set_continuation_token(token.take())
                 .send()
                 .await
-                .map_err(|e| format!("ListObjectsV2 {prefix}: {}", describe(&e)))?;
+                .map_err(|e| format!("ListObjectsV2 {prefix}: {}", sdk_error(&e)))?;
             keys.extend(
                 out.contents()
                     .iter()
@@ -1020,6 +1097,26 @@ impl Store {
         Ok(keys)
     }
 
+    /// Deletes each of `keys` unconditionally; a key that is not there is
+    /// fine.
+    pub async fn delete_keys(&self, keys: impl IntoIterator<Item = &String>) -> Result<(), String> {
+        for key in keys {
+            match self
+                .client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.code() == Some("NoSuchKey") => {}
+                Err(e) => return Err(format!("DeleteObject {key}: {}", sdk_error(&e))),
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes every object under `prefix`; returns how many it deleted.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<usize, String> {
         let keys = self.list(prefix).await?;
@@ -1030,7 +1127,7 @@ impl Store {
                 .key(key)
                 .send()
                 .await
-                .map_err(|e| format!("DeleteObject {key}: {}", describe(&e)))?;
+                .map_err(|e| format!("DeleteObject {key}: {}", sdk_error(&e)))?;
         }
         Ok(keys.len())
     }
@@ -1046,7 +1143,7 @@ impl Store {
         {
             Ok(_) => Ok(()),
             Err(err) if err.code() == Some("BucketAlreadyOwnedByYou") => Ok(()),
-            Err(err) => Err(format!("CreateBucket {}: {}", self.bucket, describe(&err))),
+            Err(err) => Err(format!("CreateBucket {}: {}", self.bucket, sdk_error(&err))),
         }
     }
 
@@ -1058,7 +1155,7 @@ impl Store {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| format!("DeleteBucket {}: {}", self.bucket, describe(&e)))
+            .map_err(|e| format!("DeleteBucket {}: {}", self.bucket, sdk_error(&e)))
     }
 }
 

@@ -131,6 +131,7 @@ struct RawTarget {
     description: String,
     faults: Option<Spanned<Vec<String>>>,
     nodes: Option<usize>,
+    ports: Option<usize>,
     endpoints: Option<Vec<String>>,
     version: Option<String>,
     command: Option<Vec<String>>,
@@ -138,6 +139,7 @@ struct RawTarget {
     env: BTreeMap<String, String>,
     ready_path: Option<String>,
     ready_body: Option<String>,
+    ready_file: Option<String>,
     start_timeout_s: Option<u64>,
     stop_timeout_s: Option<u64>,
     install: Option<String>,
@@ -163,14 +165,16 @@ struct RawTarget {
 /// only its own.
 fn foreign_fields(kind: Kind, t: &RawTarget) -> Vec<&'static str> {
     use Kind::{Container as C, Embedded as E, Endpoint as N, Process as P};
-    let fields: [(&str, bool, &[Kind]); 22] = [
+    let fields: [(&str, bool, &[Kind]); 24] = [
         ("faults", t.faults.is_some(), &[E]),
         ("nodes", t.nodes.is_some(), &[E]),
-        ("endpoints", t.endpoints.is_some(), &[N]),
+        ("ports", t.ports.is_some(), &[P]),
+        ("endpoints", t.endpoints.is_some(), &[N, P]),
         ("command", t.command.is_some(), &[P]),
         ("env", !t.env.is_empty(), &[P, C]),
-        ("ready_path", t.ready_path.is_some(), &[P]),
+        ("ready_path", t.ready_path.is_some(), &[P, C]),
         ("ready_body", t.ready_body.is_some(), &[P]),
+        ("ready_file", t.ready_file.is_some(), &[P]),
         ("start_timeout_s", t.start_timeout_s.is_some(), &[P, C]),
         ("stop_timeout_s", t.stop_timeout_s.is_some(), &[P]),
         ("install", t.install.is_some(), &[P]),
@@ -264,9 +268,29 @@ impl Targets {
             let process = match (t.kind, t.command) {
                 (Kind::Process, Some(command)) if !command.is_empty() => Some(ProcessSpec {
                     command,
+                    ports: match t.ports.unwrap_or(1) {
+                        n @ 1..=16 => n,
+                        n => {
+                            return Err(at(
+                                Some(entry_span),
+                                &format!("target `{name}`: `ports = {n}`: expected 1 to 16"),
+                            ))
+                        }
+                    },
+                    endpoints: match t.endpoints.clone() {
+                        None => vec!["http://127.0.0.1:{port}".into()],
+                        Some(e) if e.is_empty() => {
+                            return Err(at(
+                                Some(entry_span),
+                                &format!("target `{name}`: `endpoints` is empty: expected one URL template per S3 gateway, such as \"http://127.0.0.1:{{port1}}\""),
+                            ))
+                        }
+                        Some(e) => e,
+                    },
                     env: t.env.clone(),
-                    ready_path: t.ready_path,
+                    ready_path: t.ready_path.clone(),
                     ready_body: t.ready_body,
+                    ready_file: t.ready_file,
                     start_timeout: Duration::from_secs(t.start_timeout_s.unwrap_or(60)),
                     stop_timeout: Duration::from_secs(t.stop_timeout_s.unwrap_or(10)),
                     install: t.install,
@@ -279,6 +303,23 @@ impl Targets {
                 }
                 _ => None,
             };
+            if let Some(p) = &process {
+                let templates = p
+                    .command
+                    .iter()
+                    .chain(&p.endpoints)
+                    .chain(p.env.values())
+                    .chain(&p.ready_file);
+                if let Some(bad) = templates
+                    .flat_map(|t| port_placeholders(t))
+                    .find(|i| *i >= p.ports)
+                {
+                    return Err(at(
+                        Some(entry_span),
+                        &format!("target `{name}`: `{{port{bad}}}` needs `ports = {}` or more (ports are {{port}}, {{port1}} … {{port{}}})", bad + 1, p.ports - 1),
+                    ));
+                }
+            }
             let local_credentials = match (t.kind, t.access_key, t.secret_key) {
                 (Kind::Process | Kind::Container, Some(a), Some(s)) => Some((a, s)),
                 (Kind::Process | Kind::Container, _, _) => {
@@ -322,6 +363,7 @@ impl Targets {
                                 args: Vec::new(),
                                 env: BTreeMap::new(),
                                 ready_log: None,
+                                ready_path: None,
                                 start_timeout: Duration::from_secs(180),
                             }
                         }
@@ -332,8 +374,9 @@ impl Targets {
                     if let Some(args) = t.container_args {
                         spec.args = args;
                     }
-                    if t.ready_log.is_some() {
+                    if t.ready_log.is_some() || t.ready_path.is_some() {
                         spec.ready_log = t.ready_log;
+                        spec.ready_path = t.ready_path;
                     }
                     spec.env.extend(t.env.clone());
                     if let Some(s) = t.start_timeout_s {
@@ -510,6 +553,20 @@ impl TargetSpec {
     }
 }
 
+/// The indexes of the `{portN}` placeholders in a template (`{port}` is 0).
+fn port_placeholders(template: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(i) = rest.find("{port") {
+        rest = &rest[i + 5..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if rest[digits.len()..].starts_with('}') {
+            out.push(digits.parse().unwrap_or(0));
+        }
+    }
+    out
+}
+
 /// `*` matches any run of characters; everything else matches itself.
 fn glob_match(pattern: &str, name: &str) -> bool {
     if !pattern.contains('*') {
@@ -656,7 +713,8 @@ impl LiveTarget {
                     .as_ref()
                     .expect("validated: process has credentials");
                 let server = ServerProcess::start(&spec.name, process_spec, &spec.root).await?;
-                let url = format!("http://127.0.0.1:{}", server.port());
+                more_urls = server.urls()[1..].to_vec();
+                let url = server.urls()[0].clone();
                 (local(url, ak, sk), Running::Process(server), None)
             }
             Kind::Container => {
@@ -666,7 +724,7 @@ impl LiveTarget {
                     .as_ref()
                     .expect("validated: container has credentials");
                 container::docker_preflight().await?;
-                let running = RunningContainer::start(container_spec).await?;
+                let running = RunningContainer::start(&spec.name, container_spec).await?;
                 let url = format!("http://127.0.0.1:{}", running.port());
                 (
                     local(url, ak, sk),
@@ -767,24 +825,73 @@ impl LiveTarget {
         Ok(())
     }
 
-    /// Deletes what the run left, the bucket if the run made it, and stops
-    /// what was started. Returns a message for anything it could not remove.
-    pub async fn stop(self) -> Result<(), String> {
+    /// Deletes what the run left (open multipart uploads, objects), the
+    /// bucket if the run made it, and stops what was started. Returns a
+    /// message for anything it could not remove. For a target whose storage
+    /// the run throws away with the server (embedded, process, container),
+    /// what could not be removed is `Ok(Some(note))`, not a failure: the
+    /// store kept something it should not have (rclone keeps an object that
+    /// racing writers left, answering 204 to every DELETE of it), and it
+    /// goes with the server.
+    pub async fn stop(self) -> Result<Option<String>, String> {
         let mut problems = Vec::new();
-        match self.store.delete_prefix(&self.prefix).await {
-            Ok(_) if self.owns_bucket => {
-                if let Err(e) = self.store.delete_bucket().await {
-                    problems.push(e);
-                }
+        // A store can land an acknowledged write after a later DELETE was
+        // answered: what reappears is deleted again, a few times, a second
+        // apart.
+        for attempt in 1..=4 {
+            problems.clear();
+            if let Err(e) = self.store.abort_uploads(&self.prefix).await {
+                problems.push(e);
             }
-            Ok(_) => {}
-            Err(e) => problems.push(e),
+            let removed = self.store.delete_prefix(&self.prefix).await;
+            if let Err(e) = &removed {
+                problems.push(e.clone());
+            }
+            let left = if self.owns_bucket {
+                match self.store.delete_bucket().await {
+                    Ok(()) => false,
+                    Err(e) => {
+                        problems.push(e);
+                        true
+                    }
+                }
+            } else {
+                // Deleted something: look again, for what lands late.
+                removed.is_ok_and(|n| n > 0) && attempt == 1
+            };
+            if !left || attempt == 4 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let mut note = None;
+        if !problems.is_empty() && !matches!(self.running, Running::Nothing) {
+            let listed = self.store.list(&self.prefix).await.unwrap_or_default();
+            let what = if listed.is_empty() {
+                "it lists no object".to_owned()
+            } else {
+                format!(
+                    "{} object(s) stay listed after DELETE answered success ({})",
+                    listed.len(),
+                    listed
+                        .iter()
+                        .take(3)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            note = Some(format!(
+                "{}; {what}; the server's storage is removed with it",
+                problems.join("; ")
+            ));
+            problems.clear();
         }
         if let Err(e) = self.shutdown().await {
             problems.push(e);
         }
         if problems.is_empty() {
-            Ok(())
+            Ok(note)
         } else {
             Err(problems.join("; "))
         }
@@ -848,6 +955,35 @@ mod tests {
             parse("kind = \"endpoint\"\nurl = \"http://a:1\"\nendpoints = [\"http://b:2\"]\n")
                 .unwrap_err();
         assert!(err.contains("not both"), "{err}");
+    }
+
+    #[test]
+    fn process_ports_and_endpoints_are_checked() {
+        let parse = |body: &str| {
+            Targets::parse(
+                "t.toml",
+                &format!("[[target]]\nname = \"x\"\nkind = \"process\"\naccess_key = \"a\"\nsecret_key = \"b\"\n{body}"),
+                Path::new("."),
+            )
+        };
+        let t = parse("command = [\"s\", \"{port}\"]\n").unwrap();
+        let p = t.targets[0].process.as_ref().unwrap();
+        assert_eq!(p.ports, 1);
+        assert_eq!(p.endpoints, vec!["http://127.0.0.1:{port}".to_owned()]);
+        let t = parse("command = [\"s\", \"{port1}\"]\nports = 2\nendpoints = [\"http://127.0.0.1:{port}\", \"http://127.0.0.1:{port1}\"]\n").unwrap();
+        assert_eq!(t.targets[0].process.as_ref().unwrap().endpoints.len(), 2);
+        let err = parse("command = [\"s\", \"{port2}\"]\nports = 2\n").unwrap_err();
+        assert!(err.contains("`{port2}` needs `ports = 3` or more"), "{err}");
+        let err = parse("command = [\"s\"]\nready_file = \"{dir}/{port1}\"\n").unwrap_err();
+        assert!(err.contains("`{port1}` needs `ports = 2`"), "{err}");
+        let err = parse("command = [\"s\"]\nports = 0\n").unwrap_err();
+        assert!(err.contains("`ports = 0`: expected 1 to 16"), "{err}");
+        let err = parse("command = [\"s\"]\nendpoints = []\n").unwrap_err();
+        assert!(err.contains("`endpoints` is empty"), "{err}");
+        assert_eq!(
+            port_placeholders("a{port}b{port12}c{portx}{port"),
+            vec![0, 12]
+        );
     }
 
     #[test]
