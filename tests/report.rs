@@ -343,3 +343,54 @@ fn the_html_report_renders_in_headless_chromium() {
     assert!(pass_green > 1000, "no pass cell visible");
     assert!(error_purple > 500, "no error cell visible");
 }
+
+/// The committed reports (scripts/reports) load, lead with the stores, keep
+/// the fault profiles to the self-test, and carry no credential of any
+/// target in targets.toml.
+#[test]
+fn the_committed_reports_lead_with_stores_and_hold_no_secret() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let stores = Report::load(&root.join("reports/results.json")).unwrap();
+    let names = stores.target_names();
+    assert!(names.len() >= 9, "{names:?}");
+    assert!(
+        names.iter().all(|n| !n.starts_with("embedded-")),
+        "fault profiles among the stores: {names:?}"
+    );
+    // The reference server, if there, comes after every store.
+    if let Some(i) = names.iter().position(|n| *n == "embedded") {
+        assert_eq!(i, names.len() - 1, "{names:?}");
+    }
+    let self_test = Report::load(&root.join("reports/self-test.json")).unwrap();
+    assert!(
+        self_test
+            .target_names()
+            .iter()
+            .all(|n| n.starts_with("embedded")),
+        "{:?}",
+        self_test.target_names()
+    );
+    let targets = std::fs::read_to_string(root.join("targets.toml")).unwrap();
+    let secrets: Vec<String> = targets
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("secret_key = \""))
+        .map(|v| v.trim_end_matches('"').to_owned())
+        // moto's and LocalStack's `test` and s3rver's `S3RVER` are their
+        // fixed public defaults, and words of any text.
+        .filter(|v| v.len() >= 12)
+        .collect();
+    assert!(secrets.len() >= 8, "{secrets:?}");
+    for entry in std::fs::read_dir(root.join("reports")).unwrap() {
+        let path = entry.unwrap().path();
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue; // the PNG
+        };
+        for s in &secrets {
+            assert!(
+                !text.contains(s.as_str()),
+                "{} holds a secret key",
+                path.display()
+            );
+        }
+    }
+}
