@@ -601,6 +601,8 @@ pub struct LiveTarget {
     /// The key prefix every scenario works under (inside a given bucket,
     /// unique to the run).
     prefix: String,
+    /// How far the store's reads lag its writes (measured at start).
+    read_lag: crate::engine::ReadLag,
     running: Running,
 }
 
@@ -767,6 +769,7 @@ impl LiveTarget {
             } else {
                 format!("{}/", fresh_name("condwrite"))
             },
+            read_lag: crate::engine::ReadLag::default(),
             running,
         };
         if live.owns_bucket {
@@ -778,7 +781,13 @@ impl LiveTarget {
                 });
             }
         }
+        crate::engine::measure_read_lag(&live.store, &live.prefix, &live.read_lag).await;
         Ok(live)
+    }
+
+    /// The longest the target's reads were seen to lag its writes, so far.
+    pub fn read_lag(&self) -> Duration {
+        self.read_lag.get()
     }
 
     /// A client for the run's bucket.
@@ -793,6 +802,7 @@ impl LiveTarget {
             store: &self.store,
             peers: &self.peers,
             may_create_buckets: self.owns_bucket,
+            read_lag: &self.read_lag,
         }
     }
 

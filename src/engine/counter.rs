@@ -1,0 +1,277 @@
+//! The CAS counter: workers increment one counter by read-modify-write under
+//! If-Match, retrying on 412/409, and its grader.
+//!
+//! An increment the store acknowledged must be in the final value; one it
+//! refused must not. An increment whose answer was lost (no answer, or a
+//! 5xx) may or may not have landed: the final value must lie in
+//! [acknowledged, acknowledged + unanswered], and only a value outside it
+//! is `unsafe`.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::report::Verdict;
+use crate::store::{Outcome, Precondition};
+
+use super::grade::{is_unsupported_answer, ms, tally, Findings, Graded, Reason};
+use super::state::{preview, Expected, State};
+use super::{abort, Abort, Run};
+
+/// What the workers of a CAS counter saw.
+#[derive(Default, Debug)]
+pub(crate) struct WorkerSeen {
+    /// Increments the store acknowledged (2xx).
+    pub acknowledged: u64,
+    /// 412/409 answers: another worker got there first.
+    pub conflicts: u64,
+    /// Increments whose answer was lost (no answer, or a 5xx): they may or
+    /// may not have landed.
+    pub unknown: u64,
+    /// Any other answer: to a conditional PUT, or a failed GET.
+    pub odd: Vec<Outcome>,
+    /// Reads that got no answer (they change nothing).
+    pub lost_reads: Vec<String>,
+    /// Why a worker stopped early, if it did.
+    pub stopped: Vec<String>,
+}
+
+impl WorkerSeen {
+    fn merge(&mut self, other: WorkerSeen) {
+        self.acknowledged += other.acknowledged;
+        self.conflicts += other.conflicts;
+        self.unknown += other.unknown;
+        self.odd.extend(other.odd);
+        self.lost_reads.extend(other.lost_reads);
+        self.stopped.extend(other.stopped);
+    }
+}
+
+/// The counter's value, read back.
+fn value(state: &State) -> Option<u64> {
+    match state {
+        State::Present { body, .. } => String::from_utf8_lossy(body).trim().parse().ok(),
+        _ => None,
+    }
+}
+
+impl Run<'_> {
+    /// `workers` read-modify-write loops on one counter under If-Match, until
+    /// `increments` increments were acknowledged (bounded in attempts and
+    /// time); the counter must then hold what the answers allow.
+    pub(super) async fn cas_counter(
+        &mut self,
+        key: &str,
+        workers: u32,
+        increments: u32,
+    ) -> Result<Graded, Abort> {
+        let setup = self
+            .store()
+            .put(key, Bytes::from("0"), &Precondition::none())
+            .await
+            .map_err(|e| abort(format!("set-up PUT {key} got no answer: {}", e.message)))?;
+        if !setup.is_success() {
+            return Err(abort(format!(
+                "set-up PUT {key} answered {}",
+                setup.status_line()
+            )));
+        }
+        self.evidence.push(setup);
+        self.expected
+            .insert(key.to_owned(), Expected::Body(Bytes::from("0")));
+        self.read_expected(key).await?;
+        let done = Arc::new(AtomicU32::new(0));
+        let attempts = Arc::new(AtomicU32::new(0));
+        let max_attempts = increments * 10 + workers * 4;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut tasks = Vec::new();
+        for worker in 0..workers {
+            let store = self.stores[worker as usize % self.stores.len()].clone();
+            let key = key.to_owned();
+            let (done, attempts) = (done.clone(), attempts.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut seen = WorkerSeen::default();
+                while done.load(Ordering::SeqCst) < increments
+                    && attempts.fetch_add(1, Ordering::SeqCst) < max_attempts
+                    && Instant::now() < deadline
+                {
+                    let got = match store.get(&key, &Precondition::none()).await {
+                        Ok(o) if o.is_success() => o,
+                        Ok(o) => {
+                            // A store hiccup (a 500 under load): try again,
+                            // within the bounds, and report it.
+                            seen.odd.push(o);
+                            continue;
+                        }
+                        Err(e) => {
+                            seen.lost_reads.push(e.message);
+                            continue;
+                        }
+                    };
+                    let text = String::from_utf8_lossy(got.body.as_deref().unwrap_or_default())
+                        .into_owned();
+                    let (Ok(value), Some(etag)) = (text.trim().parse::<u64>(), got.etag.clone())
+                    else {
+                        seen.stopped.push(format!(
+                            "the counter read back as {} with ETag {:?}",
+                            preview(text.as_bytes()),
+                            got.etag
+                        ));
+                        break;
+                    };
+                    let next = Bytes::from((value + 1).to_string());
+                    match store.put(&key, next, &Precondition::if_match(&etag)).await {
+                        Ok(o) if o.is_success() => {
+                            seen.acknowledged += 1;
+                            done.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Ok(o) if o.status == 412 || o.status == 409 => seen.conflicts += 1,
+                        Ok(o) if o.status >= 500 && o.status != 501 => {
+                            seen.unknown += 1;
+                            seen.odd.push(o);
+                        }
+                        Ok(o) => {
+                            let refused = is_unsupported_answer(&o);
+                            seen.odd.push(o);
+                            if refused {
+                                break;
+                            }
+                        }
+                        Err(_) => seen.unknown += 1,
+                    }
+                }
+                seen
+            }));
+        }
+        let mut all = WorkerSeen::default();
+        for task in tasks {
+            all.merge(
+                task.await
+                    .map_err(|e| abort(format!("a counter worker failed: {e}")))?,
+            );
+        }
+        if let Some(first) = all.odd.first() {
+            self.evidence.push(first.clone());
+        }
+        // Read until the value is one the answers allow (a lagging read
+        // shows an older value first).
+        let (low, high) = (all.acknowledged, all.acknowledged + all.unknown);
+        let last = self
+            .read_until(key, |s| value(s).is_some_and(|v| (low..=high).contains(&v)))
+            .await?;
+        let final_value = value(&last.state);
+        let mut graded = grade_counter(
+            &all,
+            final_value,
+            workers,
+            increments,
+            attempts.load(Ordering::SeqCst).min(max_attempts),
+        );
+        if let (Some(d), true) = (last.late, graded.verdict <= Verdict::Deviates) {
+            graded.verdict = graded.verdict.max(Verdict::Deviates);
+            graded.reason.push_str(&format!(
+                "; read-after-write is not strong: the last increment showed after {} ms",
+                ms(d)
+            ));
+        }
+        Ok(graded)
+    }
+}
+
+/// Grades a CAS counter: the final value must lie in [acknowledged,
+/// acknowledged + unanswered], or updates were lost (or refused ones landed).
+pub(crate) fn grade_counter(
+    seen: &WorkerSeen,
+    final_value: Option<u64>,
+    workers: u32,
+    increments: u32,
+    attempts: u32,
+) -> Graded {
+    let expected = format!(
+        "{increments} increments by {workers} workers (If-Match, retry on 412/409), final value = increments acknowledged"
+    );
+    let unanswered = if seen.unknown > 0 {
+        format!(", {} unanswered", seen.unknown)
+    } else {
+        String::new()
+    };
+    let actual = format!(
+        "{} acknowledged, {} conflicts{unanswered} in {attempts} attempts, final value {}",
+        seen.acknowledged,
+        seen.conflicts,
+        final_value.map_or("unreadable".to_owned(), |v| v.to_string())
+    );
+    let reason = Reason {
+        subject: None,
+        expected,
+        actual,
+    };
+    let mut f = Findings::default();
+    let (low, high) = (seen.acknowledged, seen.acknowledged + seen.unknown);
+    match final_value {
+        None => f.add(Verdict::Unsafe, "the counter is gone or not a number"),
+        Some(v) if v < low => f.add(
+            Verdict::Unsafe,
+            format!("{} acknowledged updates lost", low - v),
+        ),
+        Some(v) if v > high => f.add(
+            Verdict::Unsafe,
+            format!("{} refused updates landed", v - high),
+        ),
+        Some(v) if seen.unknown > 0 => f.add(
+            Verdict::Pass,
+            format!(
+                "{} increments went unanswered; the final value {v} lies within [{low}, {high}], which they allow",
+                seen.unknown
+            ),
+        ),
+        Some(_) => {}
+    }
+    if f.verdict == Verdict::Unsafe {
+        return reason.graded(f);
+    }
+    if let Some(why) = seen.stopped.first() {
+        f.add(Verdict::Error, format!("a worker stopped: {why}"));
+    }
+    // 5xx answers to the PUTs are counted as unanswered, not as answers.
+    let odd: Vec<&Outcome> = seen
+        .odd
+        .iter()
+        .filter(|o| o.status < 500 || o.status == 501 || o.operation.method() == "GET")
+        .collect();
+    if seen.acknowledged == 0 {
+        if !odd.is_empty() && odd.iter().all(|o| is_unsupported_answer(o)) {
+            f.add(Verdict::Unsupported, tally(&odd));
+        } else if seen.unknown > 0 || !seen.lost_reads.is_empty() {
+            f.add(
+                Verdict::Error,
+                "no increment is known to have succeeded, and answers were lost: the counter cannot be judged",
+            );
+        } else {
+            f.add(Verdict::Deviates, "no increment succeeded");
+        }
+        return reason.graded(f);
+    }
+    if !odd.is_empty() {
+        f.add(Verdict::Deviates, format!("other answers {}", tally(&odd)));
+    }
+    if seen.acknowledged < u64::from(increments) {
+        if seen.unknown > 0 || !seen.lost_reads.is_empty() {
+            f.add(
+                Verdict::Error,
+                format!(
+                    "the workers ran out of attempts with {} answers lost: the counter cannot be judged",
+                    seen.unknown + seen.lost_reads.len() as u64
+                ),
+            );
+        } else {
+            f.add(
+                Verdict::Deviates,
+                "the workers gave up before every increment succeeded",
+            );
+        }
+    }
+    reason.graded(f)
+}

@@ -1,0 +1,213 @@
+//! Gateways in front of an S3 server, for the tests: on loopback, bounded,
+//! and imperfect in ways that are not data loss — the answers a real network
+//! loses, the stale reads a caching tier serves. A correct store behind them
+//! must never be graded `unsafe`; a faulty one must still be caught.
+//!
+//! Requests are forwarded verbatim (the SigV4 signature covers the Host
+//! header, which is passed on unchanged), one upstream connection per
+//! request.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+
+/// How the gateway misbehaves.
+#[derive(Clone, Copy, Debug)]
+pub enum Mode {
+    /// Forwards everything; every `every`-th conditional write (a PUT, POST
+    /// or DELETE with If-Match or If-None-Match) is forwarded, its answer
+    /// awaited, and then the connection is dropped without an answer, as a
+    /// load balancer's idle timeout or a reset does.
+    DropAnswers { every: u32 },
+    /// For `window` after a write to an object, an unconditional GET or
+    /// HEAD of it is answered with what the gateway cached for it before the
+    /// write, as an eventually consistent read path does.
+    StaleReads { window: Duration },
+}
+
+/// A cached answer.
+#[derive(Clone)]
+struct Cached {
+    status: hyper::StatusCode,
+    headers: hyper::HeaderMap,
+    body: Bytes,
+}
+
+#[derive(Default)]
+struct Cache {
+    /// The last answer to an unconditional GET/HEAD, by method and path.
+    fresh: HashMap<(String, String), Cached>,
+    /// The answers frozen at a write, with the write's time.
+    frozen: HashMap<(String, String), (Instant, Cached)>,
+}
+
+/// A running gateway; stops when dropped.
+pub struct Gateway {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Requests answered by dropping the connection.
+    pub dropped: Arc<AtomicU32>,
+    /// Reads answered from the stale cache.
+    pub stale: Arc<AtomicU32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn is_conditional_write(req: &Request<Incoming>) -> bool {
+    matches!(req.method().as_str(), "PUT" | "POST" | "DELETE")
+        && (req.headers().contains_key("if-match") || req.headers().contains_key("if-none-match"))
+}
+
+fn is_conditional(headers: &hyper::HeaderMap) -> bool {
+    ["if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "range"]
+        .iter()
+        .any(|h| headers.contains_key(*h))
+}
+
+/// Sends one request upstream on a connection of its own.
+async fn forward(
+    upstream: SocketAddr,
+    parts: &hyper::http::request::Parts,
+    body: Bytes,
+) -> Result<Cached, String> {
+    let stream = TcpStream::connect(upstream).await.map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let mut req = Request::builder()
+        .method(parts.method.clone())
+        .uri(parts.uri.path_and_query().map_or("/", |p| p.as_str()));
+    for (k, v) in &parts.headers {
+        req = req.header(k, v);
+    }
+    let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
+    let res = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let (parts, body) = res.into_parts();
+    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok(Cached {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
+}
+
+fn respond(c: Cached) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(c.body));
+    *res.status_mut() = c.status;
+    for (k, v) in &c.headers {
+        if k != "transfer-encoding" && k != "connection" {
+            res.headers_mut().insert(k, v.clone());
+        }
+    }
+    res
+}
+
+impl Gateway {
+    /// Starts a gateway on a free loopback port in front of `upstream`
+    /// (`http://127.0.0.1:PORT`).
+    pub async fn start(upstream: &str, mode: Mode) -> Self {
+        let upstream: SocketAddr = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .expect("an http://127.0.0.1:PORT upstream");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let dropped = Arc::new(AtomicU32::new(0));
+        let stale = Arc::new(AtomicU32::new(0));
+        let counter = Arc::new(AtomicU32::new(0));
+        let cache: Arc<Mutex<Cache>> = Arc::default();
+        let (d, s) = (dropped.clone(), stale.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (dropped, stale, counter, cache) = (d.clone(), s.clone(), counter.clone(), cache.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let (dropped, stale, counter, cache) =
+                            (dropped.clone(), stale.clone(), counter.clone(), cache.clone());
+                        async move {
+                            let drop_it = match mode {
+                                Mode::DropAnswers { every } => {
+                                    is_conditional_write(&req)
+                                        && counter.fetch_add(1, Ordering::SeqCst) % every == 0
+                                }
+                                Mode::StaleReads { .. } => false,
+                            };
+                            let (parts, body) = req.into_parts();
+                            let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+                            let key = (parts.method.to_string(), parts.uri.path().to_owned());
+                            let read = matches!(parts.method.as_str(), "GET" | "HEAD")
+                                && !is_conditional(&parts.headers)
+                                && parts.uri.query().is_none();
+                            if let Mode::StaleReads { window } = mode {
+                                if read {
+                                    let now = Instant::now();
+                                    let served = {
+                                        let c = cache.lock().unwrap();
+                                        c.frozen
+                                            .get(&key)
+                                            .filter(|(at, _)| now.duration_since(*at) < window)
+                                            .map(|(_, c)| c.clone())
+                                    };
+                                    if let Some(old) = served {
+                                        stale.fetch_add(1, Ordering::SeqCst);
+                                        return Ok::<_, String>(respond(old));
+                                    }
+                                } else if matches!(parts.method.as_str(), "PUT" | "POST" | "DELETE") {
+                                    // Freeze what readers saw before this write.
+                                    let mut c = cache.lock().unwrap();
+                                    let now = Instant::now();
+                                    for m in ["GET", "HEAD"] {
+                                        let k = (m.to_owned(), parts.uri.path().to_owned());
+                                        if let Some(old) = c.fresh.get(&k).cloned() {
+                                            c.frozen.insert(k, (now, old));
+                                        }
+                                    }
+                                }
+                            }
+                            let answer = forward(upstream, &parts, body).await?;
+                            if drop_it {
+                                // The write went through; its answer is lost.
+                                dropped.fetch_add(1, Ordering::SeqCst);
+                                return Err("dropped on purpose".to_owned());
+                            }
+                            if read && matches!(mode, Mode::StaleReads { .. }) {
+                                cache.lock().unwrap().fresh.insert(key, answer.clone());
+                            }
+                            Ok(respond(answer))
+                        }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            url,
+            dropped,
+            stale,
+            task,
+        }
+    }
+}
