@@ -910,6 +910,67 @@ expect = { status = 200 }
 "#;
 
     #[test]
+    fn an_unknown_field_is_refused_at_every_level_with_its_place() {
+        let batch = r#"
+[[scenario]]
+id = "batch"
+title = "Batch"
+operation = "DeleteObjects"
+aws_doc = "https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html"
+aws_says = "per object"
+
+[[scenario.steps]]
+do = "put"
+key = "a"
+body = "x"
+save_as = "a"
+
+[[scenario.steps]]
+do = "delete_objects"
+key = "batch"
+objects = [{ key = "a", if_match = "${a}", expect = "deleted" }]
+"#;
+        let cases = [
+            // The file itself.
+            (format!("colour = 1\n{GOOD}"), "colour", 1),
+            // A scenario.
+            (
+                GOOD.replace("aws_says", "colour = 1\naws_says"),
+                "colour",
+                7,
+            ),
+            // A step.
+            (GOOD.replace("body = \"one\"", "colour = 1"), "colour", 12),
+            // A step's expectation.
+            (
+                GOOD.replace("{ status = 200 }", "{ status = 200, colour = 1 }"),
+                "colour",
+                20,
+            ),
+            // An object of a DeleteObjects step.
+            (
+                batch.replace("expect = \"deleted\"", "colour = 1"),
+                "colour",
+                18,
+            ),
+        ];
+        for (text, field, line) in cases {
+            let err = parse_suite("x.toml", &text).unwrap_err();
+            assert!(
+                err.message.contains(&format!("unknown field `{field}`")),
+                "{err}"
+            );
+            assert_eq!(err.line, line, "{err}\n{text}");
+            assert!(
+                err.to_string().starts_with(&format!("x.toml:{line}:")),
+                "{err}"
+            );
+        }
+        // The batch file itself parses.
+        parse_suite("x.toml", batch).unwrap();
+    }
+
+    #[test]
     fn the_builtin_catalog_parses() {
         let c = Catalog::builtin().expect("built-in suites parse");
         assert!(c.scenarios.len() >= 7, "{}", c.scenarios.len());

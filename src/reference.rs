@@ -79,11 +79,21 @@ pub enum Fault {
     /// Each node of a cluster checks and writes under a lock of its own:
     /// writers on one node are serialised, writers on two nodes race.
     NodeLocalLock,
+    /// A conditional write (PUT, COPY, CompleteMultipartUpload, DELETE)
+    /// whose condition holds is acknowledged, but not applied.
+    AckWithoutWrite,
+    /// A conditional write whose condition fails is answered 412, and
+    /// applied all the same.
+    RefuseAndWrite,
+    /// The first conditional write to each key whose condition holds is
+    /// applied, then answered 500 InternalError (a correct store behind a
+    /// flaky answer path: the outcome is unknown, nothing is lost).
+    Answer500AfterWrite,
 }
 
 impl Fault {
     /// Every fault, in the order documentation lists them.
-    pub const ALL: [Fault; 18] = [
+    pub const ALL: [Fault; 21] = [
         Fault::IgnoreIfNoneMatch,
         Fault::IgnoreIfMatch,
         Fault::Racy,
@@ -102,6 +112,9 @@ impl Fault {
         Fault::DeleteObjectsIgnoresEtag,
         Fault::DeleteMarkerCountsAsObject,
         Fault::NodeLocalLock,
+        Fault::AckWithoutWrite,
+        Fault::RefuseAndWrite,
+        Fault::Answer500AfterWrite,
     ];
 
     /// The name used in targets.toml.
@@ -125,6 +138,9 @@ impl Fault {
             Fault::DeleteObjectsIgnoresEtag => "delete-objects-ignores-etag",
             Fault::DeleteMarkerCountsAsObject => "delete-marker-counts-as-object",
             Fault::NodeLocalLock => "node-local-lock",
+            Fault::AckWithoutWrite => "ack-without-write",
+            Fault::RefuseAndWrite => "refuse-and-write",
+            Fault::Answer500AfterWrite => "answer-500-after-write",
         }
     }
 }
@@ -290,6 +306,9 @@ struct Bucket {
     versioning: bool,
     next_version: u64,
     uploads: BTreeMap<String, Upload>,
+    /// Keys whose first conditional write was answered 500 (the
+    /// `answer-500-after-write` fault).
+    answered_500: std::collections::BTreeSet<String>,
 }
 
 impl Bucket {
@@ -387,13 +406,37 @@ impl Reference {
         version: Option<&str>,
         if_match: Option<&str>,
     ) -> S3Result<()> {
-        if let Some(im) = if_match {
-            let current = b.current(key, self.has(Fault::DeleteMarkerCountsAsObject));
-            check_if_match(&self.faults, im, current.as_ref())?;
-        }
-        match version {
+        let delete = |b: &mut Bucket| match version {
             Some(v) => b.remove_version(key, v),
             None => b.write(key, None),
+        };
+        if let Some(im) = if_match {
+            let current = b.current(key, self.has(Fault::DeleteMarkerCountsAsObject));
+            if let Err(e) = check_if_match(&self.faults, im, current.as_ref()) {
+                if self.has(Fault::RefuseAndWrite) && *e.code() == S3ErrorCode::PreconditionFailed {
+                    delete(b);
+                }
+                return Err(e);
+            }
+            if self.has(Fault::AckWithoutWrite) {
+                return Ok(());
+            }
+        }
+        delete(b);
+        if if_match.is_some() {
+            self.answer_500_once(b, key)?;
+        }
+        Ok(())
+    }
+
+    /// The `answer-500-after-write` fault: 500 to the first conditional
+    /// write of `key` (already applied).
+    fn answer_500_once(&self, b: &mut Bucket, key: &str) -> S3Result<()> {
+        if self.has(Fault::Answer500AfterWrite) && b.answered_500.insert(key.to_owned()) {
+            return Err(s3_error!(
+                InternalError,
+                "We encountered an internal error. Please try again."
+            ));
         }
         Ok(())
     }
@@ -418,15 +461,30 @@ impl Reference {
         } else {
             None
         };
+        let conditional =
+            check && (headers.contains_key("if-match") || headers.contains_key("if-none-match"));
         {
             let mut state = self.lock();
             let b = bucket_mut(&mut state, bucket)?;
             if check {
                 let current = b.current(key, self.has(Fault::DeleteMarkerCountsAsObject));
-                check_write(&self.faults, headers, current.as_ref())?;
+                if let Err(e) = check_write(&self.faults, headers, current.as_ref()) {
+                    if self.has(Fault::RefuseAndWrite)
+                        && *e.code() == S3ErrorCode::PreconditionFailed
+                    {
+                        b.write(key, Some(new));
+                    }
+                    return Err(e);
+                }
+            }
+            if conditional && self.has(Fault::AckWithoutWrite) {
+                return Ok(());
             }
             if !racy {
                 b.write(key, Some(new));
+                if conditional {
+                    self.answer_500_once(b, key)?;
+                }
                 return Ok(());
             }
         }

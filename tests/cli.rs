@@ -161,8 +161,18 @@ fn strict_fails_on_a_deviation_and_default_does_not() {
         "put-if-match-missing-key",
     ];
     let out = condwrite(&args);
-    assert!(out.status.success(), "{}", text(&out.stdout));
-    assert!(text(&out.stdout).contains("deviates"));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    // The cell, and the count in the summary (which always names every
+    // verdict, "0 deviates" included).
+    assert!(
+        matrix_row(&stdout, "put-if-match-missing-key").contains("deviates"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1 cells over 1 target(s): 0 pass, 0 info, 1 deviates"),
+        "{stdout}"
+    );
     let mut strict = args.to_vec();
     strict.push("--strict");
     let out = condwrite(&strict);

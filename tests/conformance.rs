@@ -83,7 +83,7 @@ fn assert_cells(target: &str, cells: &BTreeMap<String, Cell>, expected: &[(&str,
     }
 }
 
-use Verdict::{Deviates, Unsafe, Unsupported};
+use Verdict::{Deviates, Error, Unsafe, Unsupported};
 
 /// Every cell that is not `pass`, per fault profile: exactly the scenarios
 /// the fault breaks, with the verdict each must get.
@@ -260,6 +260,71 @@ const EXPECTED: &[(&str, &[(&str, Verdict)])] = &[
             ("cas-counter", Unsafe),
         ],
     ),
+    (
+        // Every acknowledged conditional write that is not there.
+        "embedded-ack-without-write",
+        &[
+            ("copy-if-none-match-new-key", Unsafe),
+            ("copy-if-match-current", Unsafe),
+            ("delete-if-match-current", Unsafe),
+            ("delete-if-match-star", Unsafe),
+            ("delete-objects-etags", Unsafe),
+            ("mpu-if-none-match-new-key", Unsafe),
+            ("mpu-if-match-current", Unsafe),
+            ("mpu-etag-if-match", Unsafe),
+            ("put-if-none-match-new-key", Unsafe),
+            ("put-if-match-current", Unsafe),
+            ("put-read-after-write", Unsafe),
+            ("put-if-match-unquoted", Unsafe),
+            ("put-aba", Unsafe),
+            ("race-if-none-match", Unsafe),
+            ("race-if-match", Unsafe),
+            ("cas-counter", Unsafe),
+            ("versioning-if-none-match-over-delete-marker", Unsafe),
+        ],
+    ),
+    (
+        // Every refused conditional write that changed the object.
+        "embedded-refuse-and-write",
+        &[
+            ("copy-if-none-match-existing", Unsafe),
+            ("copy-if-match-stale", Unsafe),
+            ("delete-if-match-stale", Unsafe),
+            ("delete-objects-etags", Unsafe),
+            ("mpu-if-none-match-existed", Unsafe),
+            ("mpu-if-none-match-created-during", Unsafe),
+            ("mpu-if-match-stale", Unsafe),
+            ("put-if-none-match-existing-key", Unsafe),
+            ("put-if-match-stale", Unsafe),
+            ("put-if-match-weak-stale", Unsafe),
+            ("put-if-match-list-stale", Unsafe),
+            ("race-if-none-match", Unsafe),
+            ("race-if-match", Unsafe),
+            ("cas-counter", Unsafe),
+        ],
+    ),
+    (
+        // A correct store whose first answer per key is lost to a 500:
+        // unknown outcomes, never unsafe; the races and the counter, which
+        // allow for unknown answers, pass.
+        "embedded-answer-500-after-write",
+        &[
+            ("copy-if-none-match-new-key", Error),
+            ("copy-if-match-current", Error),
+            ("delete-if-match-current", Error),
+            ("delete-if-match-star", Error),
+            ("delete-objects-etags", Error),
+            ("mpu-if-none-match-new-key", Error),
+            ("mpu-if-match-current", Error),
+            ("mpu-etag-if-match", Error),
+            ("put-if-none-match-new-key", Error),
+            ("put-if-match-current", Error),
+            ("put-read-after-write", Error),
+            ("put-if-match-unquoted", Error),
+            ("put-aba", Error),
+            ("versioning-if-none-match-over-delete-marker", Error),
+        ],
+    ),
 ];
 
 fn expected(target: &str) -> &'static [(&'static str, Verdict)] {
@@ -388,6 +453,9 @@ async fn the_other_fault_profiles_break_exactly_their_scenarios() {
         "embedded-ignore-copy-conditions",
         "embedded-delete-objects-ignores-etag",
         "embedded-delete-marker-counts-as-object",
+        "embedded-ack-without-write",
+        "embedded-refuse-and-write",
+        "embedded-answer-500-after-write",
     ] {
         let cells = run_catalog(target).await;
         assert_cells(target, &cells, expected(target));

@@ -394,3 +394,100 @@ fn the_committed_reports_lead_with_stores_and_hold_no_secret() {
         }
     }
 }
+
+/// The order of verdicts, worst last, as the README and DESIGN state it.
+const ORDER: [&str; 6] = ["pass", "info", "deviates", "unsupported", "error", "unsafe"];
+
+/// A one-cell report of `verdict`.
+fn one_cell(verdict: Verdict) -> Report {
+    let mut r = fixture("run-a.json");
+    let target = r.targets[0].name.clone();
+    let scenario = r.scenarios[0].id.clone();
+    r.results
+        .retain(|c| c.target == target && c.scenario == scenario);
+    r.results[0].verdict = verdict;
+    r
+}
+
+#[test]
+fn a_change_is_a_regression_exactly_when_the_verdict_got_worse() {
+    assert_eq!(
+        Verdict::ALL.iter().map(|v| v.name()).collect::<Vec<_>>(),
+        ORDER.to_vec()
+    );
+    for (i, before) in Verdict::ALL.iter().enumerate() {
+        for (j, after) in Verdict::ALL.iter().enumerate() {
+            let cmp = one_cell(*after).compare(&one_cell(*before));
+            let pair = format!("{before} -> {after}");
+            assert_eq!(cmp.regressions.len(), usize::from(j > i), "{pair}");
+            assert_eq!(cmp.improvements.len(), usize::from(j < i), "{pair}");
+            assert!(cmp.new.is_empty() && cmp.missing.is_empty(), "{pair}");
+        }
+    }
+}
+
+/// Text a store controls, made hostile: markup, quotes, an ampersand, and
+/// control characters XML cannot carry.
+const HOSTILE: &str = "<script>alert('x')</script> & \"q\" \u{1}\u{1b}[31m \u{fffe}";
+
+#[test]
+fn every_field_a_store_controls_is_escaped_in_html_junit_and_markdown() {
+    use condwrite::store::{BatchItem, ETag};
+    let mut r = fixture("run-a.json");
+    for t in &mut r.targets {
+        t.description = HOSTILE.into();
+        t.version = Some(HOSTILE.into());
+        t.endpoint = Some(format!("http://h/{HOSTILE}"));
+    }
+    for c in &mut r.results {
+        c.verdict = Verdict::Unsafe;
+        c.reason = HOSTILE.into();
+        for o in &mut c.evidence {
+            o.path = format!("/b/{HOSTILE}");
+            o.key = HOSTILE.into();
+            o.code = Some(HOSTILE.into());
+            o.etag = Some(ETag::new(HOSTILE));
+            o.sent = Some(HOSTILE.into());
+            o.received = Some(HOSTILE.into());
+            o.copy_source = Some(HOSTILE.into());
+            o.precondition.if_match = Some(HOSTILE.into());
+            o.items = vec![BatchItem {
+                key: HOSTILE.into(),
+                if_match: Some(HOSTILE.into()),
+                error: Some(HOSTILE.into()),
+            }];
+        }
+    }
+    assert!(r.results.iter().any(|c| !c.evidence.is_empty()));
+    let html = r.to_html();
+    assert!(!html.contains("<script>"), "raw markup in the HTML");
+    assert!(
+        html.contains("&lt;script&gt;"),
+        "the payload is gone from the HTML"
+    );
+    assert!(!html.contains('\u{1}') && !html.contains('\u{1b}') && !html.contains('\u{fffe}'));
+    let junit = r.to_junit();
+    assert!(!junit.contains("<script>"));
+    assert!(!junit.contains('\u{1}') && !junit.contains('\u{fffe}'));
+    let dir = scratch("hostile-junit");
+    let path = dir.join("junit.xml");
+    std::fs::write(&path, &junit).unwrap();
+    let suites = junit_parser::from_reader(BufReader::new(std::fs::File::open(&path).unwrap()))
+        .expect("the JUnit parses");
+    let failure = suites.suites[0].cases[0]
+        .status
+        .failure_as_ref()
+        .message
+        .clone();
+    assert!(
+        failure.contains("<script>alert('x')</script> & \"q\""),
+        "{failure}"
+    );
+    let md = r.to_markdown();
+    assert!(!md.contains("<script>"), "raw markup in the Markdown");
+    assert!(!md.contains('\u{1}') && !md.contains('\u{1b}'));
+    assert!(
+        md.contains("&lt;script&gt;"),
+        "the payload is gone from the Markdown"
+    );
+}

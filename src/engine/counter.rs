@@ -158,9 +158,14 @@ impl Run<'_> {
         // Read until the value is one the answers allow (a lagging read
         // shows an older value first).
         let (low, high) = (all.acknowledged, all.acknowledged + all.unknown);
-        let last = self
+        let mut last = self
             .read_until(key, |s| value(s).is_some_and(|v| (low..=high).contains(&v)))
             .await?;
+        // On a lagging store, look again once the lag has passed: a refused
+        // increment that lands late must not hide behind an older value.
+        if let Some((later, _)) = self.confirm_unchanged(key, &last.state).await? {
+            last.state = later;
+        }
         let final_value = value(&last.state);
         let mut graded = grade_counter(
             &all,
@@ -274,4 +279,154 @@ pub(crate) fn grade_counter(
         }
     }
     reason.graded(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Operation;
+
+    fn put(status: u16) -> Outcome {
+        Outcome {
+            operation: Operation::PutObject,
+            method: "PUT".into(),
+            path: "/b/c".into(),
+            copy_source: None,
+            sent: None,
+            received: None,
+            key: "c".into(),
+            precondition: Precondition::none(),
+            status,
+            code: None,
+            etag: None,
+            last_modified: None,
+            body: None,
+            body_error: None,
+            upload_id: None,
+            items: Vec::new(),
+        }
+    }
+
+    fn seen(acknowledged: u64, unknown: u64) -> WorkerSeen {
+        WorkerSeen {
+            acknowledged,
+            conflicts: 7,
+            unknown,
+            ..WorkerSeen::default()
+        }
+    }
+
+    fn grade(s: &WorkerSeen, v: Option<u64>) -> Graded {
+        grade_counter(s, v, 8, 40, 60)
+    }
+
+    fn assert_graded(g: &Graded, verdict: Verdict, text: &str) {
+        assert_eq!(g.verdict, verdict, "{}", g.reason);
+        assert!(g.reason.contains(text), "{:?} not in {}", text, g.reason);
+    }
+
+    #[test]
+    fn a_final_value_equal_to_the_acknowledged_increments_passes() {
+        let g = grade(&seen(40, 0), Some(40));
+        assert_graded(
+            &g,
+            Verdict::Pass,
+            "40 acknowledged, 7 conflicts in 60 attempts, final value 40",
+        );
+    }
+
+    #[test]
+    fn lost_updates_and_refused_updates_that_landed_are_unsafe() {
+        assert_graded(
+            &grade(&seen(40, 0), Some(12)),
+            Verdict::Unsafe,
+            "28 acknowledged updates lost",
+        );
+        assert_graded(
+            &grade(&seen(40, 0), Some(43)),
+            Verdict::Unsafe,
+            "3 refused updates landed",
+        );
+        assert_graded(
+            &grade(&seen(40, 0), None),
+            Verdict::Unsafe,
+            "the counter is gone or not a number",
+        );
+    }
+
+    #[test]
+    fn unanswered_increments_widen_what_the_final_value_may_be() {
+        for v in [40, 41, 43] {
+            let g = grade(&seen(40, 3), Some(v));
+            assert_graded(&g, Verdict::Pass, "3 increments went unanswered");
+            assert!(g.reason.contains("within [40, 43]"), "{}", g.reason);
+        }
+        assert_graded(
+            &grade(&seen(40, 3), Some(44)),
+            Verdict::Unsafe,
+            "1 refused updates landed",
+        );
+        assert_graded(
+            &grade(&seen(40, 3), Some(39)),
+            Verdict::Unsafe,
+            "1 acknowledged updates lost",
+        );
+    }
+
+    #[test]
+    fn a_counter_no_increment_of_which_is_known_is_unsupported_an_error_or_deviates() {
+        let mut refused = seen(0, 0);
+        refused.odd = vec![put(501), put(501)];
+        assert_graded(
+            &grade(&refused, Some(0)),
+            Verdict::Unsupported,
+            "2× PUT 501",
+        );
+        assert_graded(
+            &grade(&seen(0, 5), Some(2)),
+            Verdict::Error,
+            "cannot be judged",
+        );
+        assert_graded(
+            &grade(&seen(0, 0), Some(0)),
+            Verdict::Deviates,
+            "no increment succeeded",
+        );
+    }
+
+    #[test]
+    fn other_answers_and_giving_up_deviate_unless_answers_were_lost() {
+        let mut odd = seen(40, 0);
+        odd.odd = vec![put(403)];
+        assert_graded(
+            &grade(&odd, Some(40)),
+            Verdict::Deviates,
+            "other answers 1× PUT 403",
+        );
+        // A 5xx counts as unanswered, not as another answer.
+        let mut busy = seen(40, 1);
+        busy.odd = vec![put(503)];
+        assert_graded(
+            &grade(&busy, Some(40)),
+            Verdict::Pass,
+            "1 increments went unanswered",
+        );
+        assert_graded(
+            &grade(&seen(30, 0), Some(30)),
+            Verdict::Deviates,
+            "gave up before every increment",
+        );
+        assert_graded(
+            &grade(&seen(30, 4), Some(31)),
+            Verdict::Error,
+            "ran out of attempts with 4 answers lost",
+        );
+        let mut stopped = seen(40, 0);
+        stopped.stopped = vec!["the counter read back as \"x\"".into()];
+        assert_graded(
+            &grade(&stopped, Some(40)),
+            Verdict::Error,
+            "a worker stopped",
+        );
+    }
 }

@@ -142,19 +142,17 @@ impl Run<'_> {
         let someone_won = results
             .iter()
             .any(|(_, r)| matches!(Answer::of(r), Answer::Acknowledged(_)));
-        let after = if someone_won {
+        let mut after = if someone_won {
             self.read_until(key, |s| candidates.iter().any(|b| s.holds(b)))
                 .await?
         } else {
-            let state = self.read(key).await?;
-            match (
-                state.same_as(&base),
-                self.confirm_unchanged(key, &state).await?,
-            ) {
-                (true, Some((later, _))) => Settled::at_once(later),
-                _ => Settled::at_once(state),
-            }
+            Settled::at_once(self.read(key).await?)
         };
+        // On a lagging store, look again once the lag has passed: a refused
+        // racer's write that lands late must not hide behind the winner's.
+        if let Some((later, _)) = self.confirm_unchanged(key, &after.state).await? {
+            after.state = later;
+        }
         self.expected
             .insert(key.to_owned(), Expected::of(&after.state));
         Ok(RoundSeen {
@@ -325,4 +323,206 @@ pub(crate) fn grade_race(rounds: &[RoundSeen], allowed: u32, loser_status: &[u16
         actual,
     }
     .graded(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ETag, Operation};
+
+    fn out(status: u16) -> Outcome {
+        Outcome {
+            operation: Operation::PutObject,
+            method: "PUT".into(),
+            path: "/b/k".into(),
+            copy_source: None,
+            sent: None,
+            received: None,
+            key: "k".into(),
+            precondition: Precondition::create_only(),
+            status,
+            code: None,
+            etag: (status == 200).then(|| ETag::new("\"e\"")),
+            last_modified: None,
+            body: None,
+            body_error: None,
+            upload_id: None,
+            items: Vec::new(),
+        }
+    }
+
+    fn holding(i: usize) -> State {
+        State::Present {
+            body: Bytes::from(format!("racer {i}")),
+            etag: Some(ETag::new("\"e\"")),
+            last_modified: None,
+        }
+    }
+
+    /// A round of four racers: each one's answer (a status, or `None` for
+    /// no answer) and what was read back.
+    fn round(answers: [Option<u16>; 4], after: State) -> RoundSeen {
+        let results = answers
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let res = a.map(out).ok_or_else(|| "timeout".to_owned());
+                (format!("racer {i}"), res)
+            })
+            .collect();
+        RoundSeen {
+            round: 1,
+            base: State::Absent,
+            results,
+            after: Settled::at_once(after),
+        }
+    }
+
+    fn grade(rounds: &[RoundSeen]) -> Graded {
+        grade_race(rounds, 1, &[412, 409])
+    }
+
+    fn assert_graded(g: &Graded, verdict: Verdict, text: &str) {
+        assert_eq!(g.verdict, verdict, "{}", g.reason);
+        assert!(g.reason.contains(text), "{:?} not in {}", text, g.reason);
+    }
+
+    const W: Option<u16> = Some(200);
+    const L: Option<u16> = Some(412);
+    const LOST: Option<u16> = None;
+
+    #[test]
+    fn one_winner_whose_body_is_stored_passes() {
+        let g = grade(&[round([L, L, W, L], holding(2))]);
+        assert_graded(&g, Verdict::Pass, "winners per round [1]");
+        let g = grade(&[round([L, Some(409), W, L], holding(2))]);
+        assert_graded(&g, Verdict::Pass, "winners per round [1]");
+    }
+
+    #[test]
+    fn more_than_one_known_winner_is_unsafe() {
+        let g = grade(&[round([W, W, L, L], holding(1))]);
+        assert_graded(
+            &g,
+            Verdict::Unsafe,
+            "winners per round [2]; more than 1 winner in 1 of 1 rounds",
+        );
+    }
+
+    #[test]
+    fn a_stored_body_of_a_refused_racer_is_unsafe() {
+        let g = grade(&[round([W, L, L, L], holding(3))]);
+        assert_graded(
+            &g,
+            Verdict::Unsafe,
+            "the object holds \"racer 3\", whose write was refused (412)",
+        );
+    }
+
+    #[test]
+    fn an_unanswered_racers_body_beside_a_known_winner_is_two_writes() {
+        let g = grade(&[round([W, LOST, L, L], holding(1))]);
+        assert_graded(
+            &g,
+            Verdict::Unsafe,
+            "whose answer was lost, though another racer won: two writes landed",
+        );
+    }
+
+    #[test]
+    fn an_unanswered_racer_that_won_is_consistent() {
+        let g = grade(&[round([L, LOST, L, L], holding(1))]);
+        assert_graded(&g, Verdict::Pass, "1 of 4 racer requests went unanswered");
+        // A 5xx is an unknown answer too, not a loser.
+        let g = grade(&[round([L, Some(500), L, L], holding(1))]);
+        assert_graded(&g, Verdict::Pass, "went unanswered (no answer or a 5xx)");
+    }
+
+    #[test]
+    fn no_known_winner_and_nothing_changed_with_lost_answers_cannot_be_judged() {
+        let g = grade(&[round([L, LOST, LOST, L], State::Absent)]);
+        assert_graded(
+            &g,
+            Verdict::Error,
+            "2 answers were lost: the round cannot be judged",
+        );
+    }
+
+    #[test]
+    fn no_winner_at_all_deviates_or_is_unsupported() {
+        let g = grade(&[
+            round([L, L, L, L], State::Absent),
+            round([L, L, L, L], State::Absent),
+        ]);
+        assert_graded(
+            &g,
+            Verdict::Deviates,
+            "; every round: no racer won: 4× PUT 412",
+        );
+        let g = grade(&[round([Some(501); 4], State::Absent)]);
+        assert_graded(
+            &g,
+            Verdict::Unsupported,
+            "every racer was refused: 4× PUT 501",
+        );
+    }
+
+    #[test]
+    fn a_winner_whose_body_is_not_stored_is_unsafe() {
+        let g = grade(&[round([W, L, L, L], State::Absent)]);
+        assert_graded(&g, Verdict::Unsafe, "no winner's body is stored: absent");
+        let torn = State::Unreadable {
+            etag: None,
+            why: "short body".into(),
+        };
+        let g = grade(&[round([W, L, L, L], torn)]);
+        assert_graded(&g, Verdict::Unsafe, "cannot read whole");
+    }
+
+    #[test]
+    fn a_change_no_racer_made_is_unsafe_even_with_lost_answers() {
+        let other = State::Present {
+            body: Bytes::from("not a racer's"),
+            etag: None,
+            last_modified: None,
+        };
+        let g = grade(&[round([L, LOST, L, L], other)]);
+        assert_graded(
+            &g,
+            Verdict::Unsafe,
+            "no racer is known to have won, yet the object changed",
+        );
+    }
+
+    #[test]
+    fn losers_with_other_statuses_deviate() {
+        let g = grade(&[round([W, Some(403), L, L], holding(0))]);
+        assert_graded(&g, Verdict::Deviates, "losers answered 1× PUT 403");
+    }
+
+    #[test]
+    fn a_winner_shown_late_deviates() {
+        let mut r = round([W, L, L, L], holding(0));
+        r.after.late = Some(std::time::Duration::from_millis(320));
+        let g = grade(&[r]);
+        assert_graded(
+            &g,
+            Verdict::Deviates,
+            "the winner's body showed after 320 ms",
+        );
+    }
+
+    #[test]
+    fn the_same_finding_in_several_rounds_is_said_once() {
+        let mut a = round([W, L, L, L], holding(3));
+        let mut b = round([W, L, L, L], holding(3));
+        a.round = 2;
+        b.round = 5;
+        let g = grade(&[round([W, L, L, L], holding(0)), a, b]);
+        assert_graded(
+            &g,
+            Verdict::Unsafe,
+            "rounds 2, 5: the object holds \"racer 3\"",
+        );
+    }
 }

@@ -4,9 +4,26 @@
 
 use super::{Report, Verdict};
 
-/// Text for a Markdown table cell: no pipes, no line breaks.
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+/// Text a store may control, for a Markdown page: no markup (a renderer
+/// may pass HTML through), no control characters, no line breaks.
+fn text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text for a Markdown table cell: as [`text`], and no pipes.
+fn cell(value: &str) -> String {
+    text(value).replace('|', "\\|")
 }
 
 impl Report {
@@ -71,7 +88,7 @@ impl Report {
                     c.scenario,
                     c.verdict.mark(),
                     c.verdict,
-                    c.reason.replace('\n', " ")
+                    text(&c.reason)
                 ));
             }
         }

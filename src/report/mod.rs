@@ -12,8 +12,8 @@ mod markdown;
 pub use html::curl;
 
 /// Text escaped for HTML and XML, element text and attribute values alike;
-/// control characters XML cannot carry (all but tab and line breaks) are
-/// dropped.
+/// characters XML cannot carry (controls but tab and line breaks, U+FFFE,
+/// U+FFFF) are dropped.
 fn escape_markup(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -24,7 +24,7 @@ fn escape_markup(text: &str) -> String {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
             '\t' | '\n' | '\r' => out.push(c),
-            c if c.is_control() => {}
+            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => {}
             c => out.push(c),
         }
     }

@@ -1009,6 +1009,19 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_field_is_refused_at_every_level_with_its_place() {
+        let entry = "[[target]]\nname = \"x\"\nkind = \"embedded\"\n";
+        for (text, line) in [
+            (format!("colour = 1\n{entry}"), 1),
+            (format!("{entry}colour = 1\n"), 4),
+        ] {
+            let err = Targets::parse("t.toml", &text, Path::new(".")).unwrap_err();
+            assert!(err.contains("unknown field `colour`"), "{err}");
+            assert!(err.starts_with(&format!("t.toml:{line}:")), "{err}");
+        }
+    }
+
+    #[test]
     fn an_unknown_kind_says_which_kinds_exist() {
         let err = Targets::parse(
             "t.toml",

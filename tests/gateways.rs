@@ -1,0 +1,284 @@
+//! No false alarms and no blind spots: the whole catalog on the reference
+//! server, correct and with faults, behind gateways that lose answers and
+//! serve stale reads (tests/common/gateway.rs).
+//!
+//! A lost answer is not a lost write and a late read is not a lost write:
+//! the correct server gets no `unsafe` cell behind either gateway. A faulty
+//! server is caught behind them exactly as it is caught directly: the same
+//! cells are `unsafe`.
+
+#[path = "common/gateway.rs"]
+mod gateway;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::StreamExt;
+use gateway::{Gateway, Mode};
+
+use condwrite::catalog::Catalog;
+use condwrite::engine::{self, ReadLag, Site};
+use condwrite::reference::{self, Fault};
+use condwrite::report::Verdict;
+use condwrite::store::{ClientSettings, Store};
+use condwrite::target::{fresh_name, EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY};
+
+const DROP: Mode = Mode::DropAnswers { every: 3 };
+const STALE: Mode = Mode::StaleReads {
+    window: Duration::from_millis(300),
+};
+
+/// The cells of one catalog run, by scenario id.
+type Cells = BTreeMap<String, (Verdict, String)>;
+
+/// Runs the whole catalog (sixteen scenarios at a time) on a store at `url`;
+/// checks the run left nothing in its bucket.
+async fn run_catalog_at(url: String) -> Cells {
+    let settings = ClientSettings::local(url, EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY);
+    let store = Store::new(&settings, fresh_name("gateway"));
+    store.create_bucket().await.expect("a bucket");
+    let lag = ReadLag::default();
+    engine::measure_read_lag(&store, "", &lag).await;
+    let site = Site {
+        store: &store,
+        peers: &[],
+        may_create_buckets: true,
+        read_lag: &lag,
+    };
+    let catalog = Catalog::builtin().unwrap();
+    let cells: Cells = futures::stream::iter(&catalog.scenarios)
+        .map(|s| async move {
+            let j = engine::run(&site, s, &format!("{}/", s.id)).await;
+            (s.id.clone(), (j.verdict, j.reason))
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert_eq!(
+        store.list("").await,
+        Ok(Vec::new()),
+        "the run left objects behind"
+    );
+    cells
+}
+
+/// The catalog on a reference server with `faults`, directly or behind a
+/// gateway; with the gateway's counts of dropped answers and stale reads.
+async fn run(faults: &[Fault], mode: Option<Mode>) -> (Cells, u32, u32) {
+    let options = reference::Options {
+        faults: faults.to_vec(),
+        access_key: EMBEDDED_ACCESS_KEY.into(),
+        secret_key: EMBEDDED_SECRET_KEY.into(),
+        nodes: 1,
+    };
+    let server = reference::start(options, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let gateway = match mode {
+        Some(m) => Some(Gateway::start(&server.url(), m).await),
+        None => None,
+    };
+    let url = gateway
+        .as_ref()
+        .map_or_else(|| server.url(), |g| g.url.clone());
+    let cells = run_catalog_at(url).await;
+    let counts = gateway.as_ref().map_or((0, 0), |g| {
+        (
+            g.dropped.load(std::sync::atomic::Ordering::SeqCst),
+            g.stale.load(std::sync::atomic::Ordering::SeqCst),
+        )
+    });
+    drop(gateway);
+    server.stop();
+    (cells, counts.0, counts.1)
+}
+
+fn with(cells: &Cells, verdict: Verdict) -> BTreeSet<String> {
+    cells
+        .iter()
+        .filter(|(_, (v, _))| *v == verdict)
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+fn show(cells: &Cells, ids: &BTreeSet<String>) -> String {
+    ids.iter()
+        .map(|id| format!("{id}: {}", cells[id].1))
+        .collect::<Vec<_>>()
+        .join("\n  ")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_answer_is_never_taken_for_a_lost_write() {
+    let (cells, dropped, _) = run(&[], Some(DROP)).await;
+    assert!(dropped > 0, "the gateway dropped nothing");
+    let unsafe_ = with(&cells, Verdict::Unsafe);
+    assert!(
+        unsafe_.is_empty(),
+        "behind lost answers:\n  {}",
+        show(&cells, &unsafe_)
+    );
+    // The lost answers are said, not hidden.
+    assert!(
+        cells
+            .values()
+            .any(|(_, r)| r.contains("went unanswered") || r.contains("the outcome is unknown")),
+        "{cells:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_late_read_is_never_taken_for_a_lost_write() {
+    let (cells, _, stale) = run(&[], Some(STALE)).await;
+    assert!(stale > 0, "the gateway served no stale read");
+    let unsafe_ = with(&cells, Verdict::Unsafe);
+    assert!(
+        unsafe_.is_empty(),
+        "behind stale reads:\n  {}",
+        show(&cells, &unsafe_)
+    );
+    let late = with(&cells, Verdict::Deviates);
+    assert!(
+        late.iter()
+            .any(|id| cells[id].1.contains("read-after-write is not strong")),
+        "{cells:#?}"
+    );
+    for (id, (v, reason)) in &cells {
+        assert!(
+            matches!(v, Verdict::Pass | Verdict::Info | Verdict::Deviates),
+            "{id}: {v}: {reason}"
+        );
+    }
+}
+
+/// A faulty server is caught behind each gateway as it is caught directly:
+/// no cell turns `unsafe` that is not `unsafe` directly (no false alarm),
+/// and some cells stay `unsafe`. With `exact`, the same cells are `unsafe`;
+/// without, a cell may go unproven only where the gateway took the proof
+/// away, and its reason says so: the answer that proved it was lost, or
+/// stale reads led the clients elsewhere (CAS workers that only ever see an
+/// old value rewrite it, and nothing is lost).
+async fn caught_behind_both_gateways(fault: Fault, exact: bool) {
+    let (direct, _, _) = run(&[fault], None).await;
+    let want = with(&direct, Verdict::Unsafe);
+    assert!(!want.is_empty(), "{fault}: nothing unsafe even directly");
+    for (name, mode) in [("lost answers", DROP), ("stale reads", STALE)] {
+        let (cells, _, _) = run(&[fault], Some(mode)).await;
+        let got = with(&cells, Verdict::Unsafe);
+        let missed: BTreeSet<String> = want.difference(&got).cloned().collect();
+        let new: BTreeSet<String> = got.difference(&want).cloned().collect();
+        let report = format!(
+            "{fault} behind {name}:\n  missed: {}\n  new: {}",
+            show(&cells, &missed),
+            show(&cells, &new)
+        );
+        assert!(new.is_empty(), "{report}");
+        assert!(!got.is_empty(), "{report}");
+        if exact {
+            assert!(missed.is_empty(), "{report}");
+        }
+        for id in &missed {
+            let reason = &cells[id].1;
+            assert!(
+                [
+                    "unanswered",
+                    "outcome is unknown",
+                    "answers were lost",
+                    "read-after-write is not strong",
+                ]
+                .iter()
+                .any(|w| reason.contains(w)),
+                "{report}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_racy_server_is_still_caught_behind_the_gateways() {
+    caught_behind_both_gateways(Fault::Racy, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ignored_if_match_is_still_caught_behind_the_gateways() {
+    caught_behind_both_gateways(Fault::IgnoreIfMatch, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ignored_if_none_match_is_still_caught_behind_the_gateways() {
+    caught_behind_both_gateways(Fault::IgnoreIfNoneMatch, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refused_writes_that_land_are_still_caught_behind_the_gateways() {
+    // A lost answer can hide a refusal that landed: the counter's final
+    // value then lies within what the unanswered increments allow.
+    caught_behind_both_gateways(Fault::RefuseAndWrite, false).await;
+    caught_behind_both_gateways(Fault::CopyWritesBeforeCheck, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_writes_that_never_land_are_still_caught_behind_the_gateways() {
+    // The acknowledgement is the proof: where it was lost, nothing is.
+    caught_behind_both_gateways(Fault::AckWithoutWrite, false).await;
+}
+
+/// A server that answers 200, with one fixed ETag and an empty body, to
+/// everything, and stores nothing.
+async fn yes_server() -> (String, tokio::task::JoinHandle<()>) {
+    use http_body_util::Full;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let service = service_fn(|_req| async {
+                    let mut res = hyper::Response::new(Full::new(bytes::Bytes::new()));
+                    res.headers_mut()
+                        .insert("etag", "\"0123456789abcdef\"".parse().unwrap());
+                    Ok::<_, std::convert::Infallible>(res)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (url, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_that_says_yes_to_everything_and_stores_nothing_loses_every_write() {
+    let (url, task) = yes_server().await;
+    let settings = ClientSettings::local(url, "a", "b");
+    let store = Store::new(&settings, "yes-bucket");
+    let lag = ReadLag::default();
+    let site = Site {
+        store: &store,
+        peers: &[],
+        may_create_buckets: true,
+        read_lag: &lag,
+    };
+    let catalog = Catalog::builtin().unwrap();
+    for id in [
+        "copy-if-none-match-new-key",
+        "put-if-none-match-new-key",
+        "delete-if-match-current",
+    ] {
+        let s = catalog.scenarios.iter().find(|s| s.id == id).unwrap();
+        let j = engine::run(&site, s, &format!("{id}/")).await;
+        assert_eq!(j.verdict, Verdict::Unsafe, "{id}: {}", j.reason);
+        assert!(
+            j.reason.contains("not there") || j.reason.contains("is lost"),
+            "{id}: {}",
+            j.reason
+        );
+    }
+    task.abort();
+}
