@@ -970,6 +970,69 @@ objects = [{ key = "a", if_match = "${a}", expect = "deleted" }]
         parse_suite("x.toml", batch).unwrap();
     }
 
+    /// A scenario with `steps` (TOML, `[[scenario.steps]]` tables) after a
+    /// set-up PUT that saves `v1`.
+    fn with_steps(steps: &str) -> String {
+        format!(
+            "[[scenario]]\nid = \"x\"\ntitle = \"X\"\noperation = \"PutObject\"\n\
+             aws_doc = \"https://docs.aws.amazon.com/\"\naws_says = \"-\"\n\n\
+             [[scenario.steps]]\ndo = \"put\"\nkey = \"k\"\nbody = \"one\"\nsave_as = \"v1\"\n\n{steps}"
+        )
+    }
+
+    #[test]
+    fn every_step_rule_is_enforced_with_its_message() {
+        let step = |body: &str| format!("[[scenario.steps]]\n{body}\n");
+        let cases: &[(&str, &str)] = &[
+            ("do = \"put\"\nkey = \"${v1}\"\nbody = \"b\"", "`key` must be a plain, non-empty name"),
+            ("do = \"put\"\nkey = \"\"\nbody = \"b\"", "`key` must be a plain, non-empty name"),
+            ("do = \"delete_objects\"\nkey = \"b\"", "needs `objects = [{ key, if_match, expect }, ...]`"),
+            ("do = \"delete_objects\"\nkey = \"b\"\nobjects = []", "`objects` is empty"),
+            (
+                "do = \"delete_objects\"\nkey = \"b\"\nobjects = [{ key = \"k\", if_match = \"${nope}\", expect = \"deleted\" }]",
+                "`${nope}` names no ETag",
+            ),
+            ("do = \"aba\"\nkey = \"k\"", "`do = \"aba\"` needs a `body`"),
+            ("do = \"upload_part\"\nkey = \"k\"\nbody = \"p\"", "needs `upload = \"name\"`"),
+            ("do = \"upload_part\"\nkey = \"k\"\nupload = \"u\"\nbody = \"p\"", "`upload = \"u\"` names no upload"),
+            ("do = \"copy\"\nkey = \"k\"", "`do = \"copy\"` needs `source = \"key\"`"),
+            ("do = \"put\"\nkey = \"k\"\nbody = \"b\"\nif_modified_since = \"last-modified\"", "applies to `do = \"get\"` and `do = \"head\"` only"),
+            ("do = \"get\"\nkey = \"k\"\nif_modified_since = \"yesterday\"\nexpect = { status = 304 }", "expected an HTTP date"),
+            ("do = \"race\"\nkey = \"r\"\nif_none_match = \"*\"\nexpect = { winners = 1, loser_status = [412] }", "a race needs `start"),
+            ("do = \"race\"\nkey = \"r\"\nstart = \"absent\"\nexpect = { winners = 1, loser_status = [412] }", "exactly one of `if_match` and `if_none_match`"),
+            ("do = \"race\"\nkey = \"r\"\nstart = \"absent\"\nif_match = \"${base}\"\nexpect = { winners = 1, loser_status = [412] }", "`${base}` names no ETag"),
+            ("do = \"race\"\nkey = \"r\"\nstart = \"absent\"\nif_none_match = \"*\"", "a race needs `expect = { winners"),
+            ("do = \"race\"\nkey = \"r\"\nstart = \"absent\"\nif_none_match = \"*\"\nexpect = { status = 200 }", "not `status`/`code`"),
+            ("do = \"race\"\nkey = \"r\"\nstart = \"absent\"\nif_none_match = \"*\"\nracers = 1\nexpect = { winners = 1, loser_status = [412] }", "`racers = 1`: expected 2 to 256"),
+            ("do = \"race\"\nkey = \"r\"\nstart = \"absent\"\nif_none_match = \"*\"\nrounds = 0\nexpect = { winners = 1, loser_status = [412] }", "`rounds = 0`: expected 1 to 100"),
+            ("do = \"race\"\nkey = \"r\"\nstart = \"absent\"\nif_none_match = \"*\"\nexpect = { loser_status = [412] }", "needs `winners`"),
+            ("do = \"cas_counter\"\nkey = \"c\"\nworkers = 1", "`workers = 1`: expected 2 to 64"),
+            ("do = \"cas_counter\"\nkey = \"c\"\nincrements = 0", "`increments = 0`: expected 1 to 1000"),
+            ("do = \"put\"\nkey = \"k\"", "`do = \"put\"` needs a `body`"),
+            ("do = \"get\"\nkey = \"k\"\nbody = \"b\"", "only `do = \"put\"` and `do = \"upload_part\"` take a `body`"),
+            ("do = \"delete\"\nkey = \"k\"\nif_none_match = \"*\"\nexpect = { status = 412 }", "DeleteObject has no If-None-Match"),
+            ("do = \"put\"\nkey = \"k\"\nbody = \"b\"\nif_match = \"${nope}\"\nexpect = { status = 412 }", "`${nope}` names no ETag"),
+            ("do = \"put\"\nkey = \"k\"\nbody = \"b\"\nif_match = \"${v1}\"", "a conditional step needs `expect = { status = ... }`"),
+            ("do = \"put\"\nkey = \"k\"\nbody = \"b\"\nexpect = { status = 200, winners = 1 }", "only apply to `do = \"race\"`"),
+            ("do = \"get\"\nkey = \"k\"\nif_match = \"${v1}\"\nexpect = { status = 200, etag = \"${nope}\" }", "`expect.etag` names `${nope}`"),
+            ("do = \"put\"\nkey = \"k\"\nbody = \"b\"\nexpect = { code = \"X\" }", "`expect` needs a `status`"),
+        ];
+        for (body, message) in cases {
+            let text = with_steps(&step(body));
+            let err = parse_suite("x.toml", &text).unwrap_err();
+            assert!(err.message.contains(message), "{body}\n=> {err}");
+            assert!(err.line > 1, "{err}");
+        }
+        // Two creations of one upload.
+        let twice = with_steps(&format!(
+            "{}{}",
+            step("do = \"create_upload\"\nkey = \"m\"\nupload = \"u\""),
+            step("do = \"create_upload\"\nkey = \"m\"\nupload = \"u\"")
+        ));
+        let err = parse_suite("x.toml", &twice).unwrap_err();
+        assert!(err.message.contains("upload `u` is created twice"), "{err}");
+    }
+
     #[test]
     fn the_builtin_catalog_parses() {
         let c = Catalog::builtin().expect("built-in suites parse");

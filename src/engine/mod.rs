@@ -222,6 +222,25 @@ fn conclude(worst: Option<(usize, Graded)>, steps: usize) -> (Verdict, String) {
     }
 }
 
+/// Writes that showed only late (set-up writes included): read-after-write
+/// is not strong, which AWS's is — `deviates` at least, said once.
+fn with_late_writes(
+    mut verdict: Verdict,
+    mut reason: String,
+    late: &[(String, Duration)],
+) -> (Verdict, String) {
+    if let Some((what, lag)) = late.iter().max_by_key(|(_, d)| *d) {
+        if !reason.contains("read-after-write is not strong") {
+            reason.push_str(&format!(
+                "; read-after-write is not strong: {what} appeared only after {} ms",
+                lag.as_millis()
+            ));
+        }
+        verdict = verdict.max(Verdict::Deviates);
+    }
+    (verdict, reason)
+}
+
 async fn run_in(
     stores: &[Store],
     read_lag: &ReadLag,
@@ -278,21 +297,8 @@ async fn run_in(
             break;
         }
     }
-    let (mut verdict, mut reason) = conclude(worst, scenario.steps.len());
-    // Writes that showed only late (set-up writes included): read-after-
-    // write is not strong, which AWS's is.
-    if let Some((what, lag)) = run.late.iter().max_by_key(|(_, d)| *d) {
-        let note = format!(
-            "read-after-write is not strong: {what} appeared only after {} ms",
-            lag.as_millis()
-        );
-        if !reason.contains("read-after-write is not strong") {
-            reason.push_str(&format!("; {note}"));
-        }
-        if verdict <= Verdict::Info {
-            verdict = Verdict::Deviates;
-        }
-    }
+    let (verdict, reason) = conclude(worst, scenario.steps.len());
+    let (mut verdict, mut reason) = with_late_writes(verdict, reason, &run.late);
     let mut problems = Vec::new();
     for (key, upload) in &run.uploads {
         if let Err(e) = store.abort_upload(key, &upload.id).await {
@@ -537,5 +543,48 @@ impl Run<'_> {
         tokio::time::sleep(wait).await;
         let later = self.read(key).await?;
         Ok((!later.same_as(state)).then_some((later, wait)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_late_write_makes_a_passing_scenario_deviate_and_is_said_once() {
+        let late = vec![
+            (
+                "the write before this step (k)".to_owned(),
+                Duration::from_millis(120),
+            ),
+            (
+                "the write before this step (j)".to_owned(),
+                Duration::from_millis(300),
+            ),
+        ];
+        let (v, r) = with_late_writes(Verdict::Pass, "ok".into(), &late);
+        assert_eq!(v, Verdict::Deviates);
+        assert_eq!(
+            r,
+            "ok; read-after-write is not strong: the write before this step (j) appeared only after 300 ms"
+        );
+        let (v, r) = with_late_writes(Verdict::Info, "x".into(), &late);
+        assert_eq!(v, Verdict::Deviates, "{r}");
+        // A worse verdict stands; a reason that says it already is kept.
+        let said = "bad; read-after-write is not strong: the write appeared after 9 ms";
+        let (v, r) = with_late_writes(Verdict::Unsafe, said.into(), &late);
+        assert_eq!((v, r.as_str()), (Verdict::Unsafe, said));
+        let (v, r) = with_late_writes(Verdict::Pass, "ok".into(), &[]);
+        assert_eq!((v, r.as_str()), (Verdict::Pass, "ok"));
+    }
+
+    #[test]
+    fn the_worst_step_decides_and_is_named() {
+        let (v, r) = conclude(Some((2, Graded::new(Verdict::Unsafe, "lost"))), 4);
+        assert_eq!((v, r.as_str()), (Verdict::Unsafe, "step 3: lost"));
+        let (v, r) = conclude(Some((0, Graded::new(Verdict::Pass, "fine"))), 1);
+        assert_eq!((v, r.as_str()), (Verdict::Pass, "fine"));
+        let (v, _) = conclude(None, 2);
+        assert_eq!(v, Verdict::Error);
     }
 }

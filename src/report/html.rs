@@ -220,3 +220,49 @@ impl Report {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{CellResult, ScenarioInfo};
+
+    #[test]
+    fn shell_words_survive_quotes() {
+        assert_eq!(sh("plain"), "'plain'");
+        assert_eq!(sh("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn a_target_is_coloured_by_its_worst_cell_and_info_is_no_blemish() {
+        let cell = |t: &str, v| CellResult {
+            target: t.into(),
+            scenario: "s".into(),
+            verdict: v,
+            reason: "r".into(),
+            duration_ms: 1,
+            evidence: vec![],
+        };
+        let report = Report {
+            tool_version: "0".into(),
+            run_at: None,
+            scenarios: vec![ScenarioInfo {
+                id: "s".into(),
+                title: "t".into(),
+                operation: "PutObject".into(),
+                aws_doc: "https://docs.aws.amazon.com/".into(),
+                informational: true,
+            }],
+            targets: vec![TargetInfo::named("a"), TargetInfo::named("b")],
+            results: vec![cell("a", Verdict::Info), cell("b", Verdict::Deviates)],
+        };
+        let html = report.to_html();
+        assert!(
+            html.contains("<td class=\"name v-pass\" title=\"\">a</td>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<td class=\"name v-deviates\" title=\"\">b</td>"),
+            "{html}"
+        );
+    }
+}

@@ -569,12 +569,21 @@ mod tests {
 
     #[test]
     fn verdict_failure_follows_strictness() {
-        assert!(!Verdict::Pass.fails(true));
-        assert!(!Verdict::Deviates.fails(false));
-        assert!(Verdict::Deviates.fails(true));
-        assert!(Verdict::Unsupported.fails(true));
-        assert!(Verdict::Unsafe.fails(false));
-        assert!(Verdict::Error.fails(false));
+        // (verdict, fails by default, fails with --strict): the README's
+        // exit-status rule, for every verdict.
+        let table = [
+            (Verdict::Pass, false, false),
+            (Verdict::Info, false, false),
+            (Verdict::Deviates, false, true),
+            (Verdict::Unsupported, false, true),
+            (Verdict::Error, true, true),
+            (Verdict::Unsafe, true, true),
+        ];
+        assert_eq!(table.len(), Verdict::ALL.len());
+        for (v, default, strict) in table {
+            assert_eq!(v.fails(false), default, "{v}");
+            assert_eq!(v.fails(true), strict, "{v} --strict");
+        }
     }
 
     #[test]
