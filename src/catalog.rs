@@ -50,7 +50,10 @@ impl std::error::Error for CatalogError {}
 
 /// 1-based line and column of a byte offset.
 pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
@@ -91,11 +94,11 @@ pub struct Scenario {
 impl Scenario {
     /// The verdict a store that behaves as AWS gets: `info` for an
     /// informational scenario, else `pass`.
-    pub fn baseline(&self) -> crate::report::Verdict {
+    pub fn baseline(&self) -> crate::model::Verdict {
         if self.informational {
-            crate::report::Verdict::Info
+            crate::model::Verdict::Info
         } else {
-            crate::report::Verdict::Pass
+            crate::model::Verdict::Pass
         }
     }
 }
@@ -182,7 +185,7 @@ impl Template {
             };
             let value = lookup(base).ok_or_else(|| format!("no ETag saved as `{base}`"))?;
             if opaque {
-                out.push_str(crate::store::ETag::new(value).opaque());
+                out.push_str(crate::model::ETag::new(value).opaque());
             } else {
                 out.push_str(&value);
             }
@@ -367,7 +370,9 @@ struct RawExpect {
 /// Parses one suite file's text. `file` names it in errors.
 pub fn parse_suite(file: &str, text: &str) -> Result<Vec<Scenario>, CatalogError> {
     let err_at = |span: Option<Range<usize>>, message: String| {
-        let (line, col) = span.map_or((0, 0), |s| line_col(text, s.start));
+        // Every error in a file has a place; one the parser does not give
+        // is the file's start.
+        let (line, col) = line_col(text, span.map_or(0, |s| s.start));
         CatalogError {
             file: file.to_owned(),
             line,

@@ -20,8 +20,10 @@ use libtest_mimic::{Arguments, Failed, FormatSetting, Trial};
 
 use crate::catalog::{Catalog, Scenario};
 use crate::engine;
+use crate::model::Verdict;
 use crate::reference::{self, Fault};
-use crate::report::{CellResult, Report, ScenarioInfo, TargetInfo, Verdict};
+use crate::report::{CellResult, Report, ScenarioInfo, TargetInfo};
+use crate::store::Health;
 use crate::target::{self, LiveTarget, TargetSpec, Targets};
 
 const ABOUT: &str = "Checks whether S3-compatible stores really honour conditional writes \
@@ -87,6 +89,16 @@ struct Cli {
     /// regressions, and fail only on a regression (a cell that got worse)
     #[arg(long, value_name = "PATH")]
     baseline: Option<PathBuf>,
+
+    /// Give every request this long, on every target (overrides each
+    /// target's request_timeout_s)
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    request_timeout: Option<u64>,
+
+    /// Trust this CA (a PEM file) for HTTPS endpoints, besides the system's
+    /// (overrides each target's ca_file)
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
 
     #[command(flatten)]
     test: Arguments,
@@ -252,6 +264,7 @@ fn serve(
             access_key: target::EMBEDDED_ACCESS_KEY.into(),
             secret_key: target::EMBEDDED_SECRET_KEY.into(),
             nodes,
+            anonymous: false,
         };
         let server = match reference::start_on(options, ports).await {
             Ok(s) => s,
@@ -298,9 +311,7 @@ fn load_catalog(suites: Option<&Path>) -> Result<Catalog, String> {
         None => Catalog::builtin(),
     }
     .map_err(|e| {
-        format!(
-            "{e}\n  (fix the suite file; the format is described at the top of suites/put.toml)"
-        )
+        format!("{e} (fix the suite file; the format is described at the top of suites/put.toml)")
     })
 }
 
@@ -439,7 +450,7 @@ fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
     } else {
         cli.targets.clone()
     };
-    let selected = match targets.select(&wanted) {
+    let mut selected = match targets.select(&wanted) {
         Ok(s) => s,
         Err(e) => {
             return usage_error(format!(
@@ -448,6 +459,19 @@ fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
         }
     };
 
+    if let Some(ca) = &cli.ca_file {
+        if let Err(e) = std::fs::metadata(ca) {
+            return usage_error(format!("--ca-file {}: {e}", ca.display()));
+        }
+    }
+    for spec in &mut selected {
+        if let Some(t) = cli.request_timeout {
+            spec.client.request_timeout = std::time::Duration::from_secs(t);
+        }
+        if let Some(ca) = &cli.ca_file {
+            spec.client.ca_file = Some(ca.clone());
+        }
+    }
     let trial_name = |s: &Scenario| s.id.clone();
     // Start only targets with at least one trial the filter keeps.
     let needed: Vec<&TargetSpec> = if cli.test.list {
@@ -480,9 +504,8 @@ fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
             _ = term.recv() => ("terminated", 143),
         };
         SIGNALLED.store(code, Ordering::SeqCst);
-        target::process::stop_all();
-        target::container::remove_all().await;
-        eprintln!("\n{name}: stopped the servers and removed the containers this run started");
+        let done = target::interrupt().await;
+        eprintln!("\n{name}: {done}");
         std::process::exit(code);
     });
     let live: Vec<(String, Arc<Result<LiveTarget, String>>)> = runtime.block_on(async {
@@ -522,6 +545,28 @@ fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
         out
     });
 
+    // A target that stops answering is said once, when it does.
+    let watched: Vec<(String, Arc<Health>)> = live
+        .iter()
+        .filter_map(|(n, l)| {
+            l.as_ref()
+                .as_ref()
+                .ok()
+                .map(|l| (n.clone(), l.store().health().clone()))
+        })
+        .collect();
+    runtime.spawn(async move {
+        let mut said = vec![false; watched.len()];
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            for (i, (name, health)) in watched.iter().enumerate() {
+                if let (false, Some(why)) = (said[i], health.stalled()) {
+                    eprintln!("warning: target {name}: {why}; its remaining cells end as error");
+                    said[i] = true;
+                }
+            }
+        }
+    });
     let results: Arc<Mutex<Vec<CellResult>>> = Arc::default();
     let prefix = format!("{}/", target::fresh_name("run"));
     let strict = cli.strict;

@@ -13,6 +13,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod engine;
+pub mod model;
 pub mod reference;
 pub mod report;
 pub mod store;

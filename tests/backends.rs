@@ -10,7 +10,7 @@ use std::path::Path;
 
 use condwrite::catalog::Catalog;
 use condwrite::engine;
-use condwrite::report::Verdict;
+use condwrite::model::Verdict;
 use condwrite::target::{LiveTarget, Targets};
 use serde::Deserialize;
 
@@ -107,7 +107,7 @@ async fn check_backend(backend: &str) {
     for key in &left {
         let deleted = live
             .store()
-            .delete(key, &condwrite::store::Precondition::none())
+            .delete(key, &condwrite::model::Precondition::none())
             .await
             .is_ok_and(|o| o.is_success());
         let still = live.store().list(key).await.is_ok_and(|l| l.contains(key));

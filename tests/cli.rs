@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use bytes::Bytes;
-use condwrite::store::{ClientSettings, Precondition, Store};
+use condwrite::model::Precondition;
+use condwrite::store::{ClientSettings, Store};
 use condwrite::target::{EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY};
 
 fn condwrite(args: &[&str]) -> Output {

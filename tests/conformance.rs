@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use condwrite::catalog::Catalog;
 use condwrite::engine;
-use condwrite::report::Verdict;
+use condwrite::model::Verdict;
 use condwrite::target::{LiveTarget, Targets};
 
 struct Cell {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use condwrite::catalog::Catalog;
 use condwrite::engine;
-use condwrite::report::Verdict;
+use condwrite::model::Verdict;
 use condwrite::store::{ClientSettings, Store};
 use condwrite::target::{LiveTarget, Targets, EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY};
 

@@ -8,6 +8,7 @@
 //! cells are `unsafe`.
 
 #[path = "common/gateway.rs"]
+#[allow(dead_code)]
 mod gateway;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,8 +20,8 @@ use gateway::{Gateway, Mode};
 
 use condwrite::catalog::Catalog;
 use condwrite::engine::{self, ReadLag, Site};
+use condwrite::model::Verdict;
 use condwrite::reference::{self, Fault};
-use condwrite::report::Verdict;
 use condwrite::store::{ClientSettings, Store};
 use condwrite::target::{fresh_name, EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY};
 
@@ -71,6 +72,7 @@ async fn run(faults: &[Fault], mode: Option<Mode>) -> (Cells, u32, u32) {
         access_key: EMBEDDED_ACCESS_KEY.into(),
         secret_key: EMBEDDED_SECRET_KEY.into(),
         nodes: 1,
+        anonymous: false,
     };
     let server = reference::start(options, SocketAddr::from(([127, 0, 0, 1], 0)))
         .await

@@ -163,7 +163,7 @@ async fn a_process_cluster_spreads_its_racers_over_every_endpoint() {
         .expect("the cluster starts");
     let j = run_scenario(&live, "race-if-none-match").await;
     live.stop().await.unwrap();
-    assert_eq!(j.verdict, condwrite::report::Verdict::Pass, "{}", j.reason);
+    assert_eq!(j.verdict, condwrite::model::Verdict::Pass, "{}", j.reason);
     assert!(
         j.reason.contains("racers spread over 2 endpoints"),
         "{}",
@@ -176,12 +176,7 @@ async fn a_process_cluster_spreads_its_racers_over_every_endpoint() {
         .expect("the cluster starts");
     let j = run_scenario(&live, "race-if-none-match").await;
     live.stop().await.unwrap();
-    assert_eq!(
-        j.verdict,
-        condwrite::report::Verdict::Unsafe,
-        "{}",
-        j.reason
-    );
+    assert_eq!(j.verdict, condwrite::model::Verdict::Unsafe, "{}", j.reason);
 }
 
 /// `ready_file`: a server that listens but has not written its file is not

@@ -5,7 +5,8 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use condwrite::report::{Report, Verdict};
+use condwrite::model::Verdict;
+use condwrite::report::Report;
 
 fn fixture(name: &str) -> Report {
     Report::load(
@@ -432,7 +433,7 @@ const HOSTILE: &str = "<script>alert('x')</script> & \"q\" \u{1}\u{1b}[31m \u{ff
 
 #[test]
 fn every_field_a_store_controls_is_escaped_in_html_junit_and_markdown() {
-    use condwrite::store::{BatchItem, ETag};
+    use condwrite::model::{BatchItem, ETag};
     let mut r = fixture("run-a.json");
     for t in &mut r.targets {
         t.description = HOSTILE.into();

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::report::Verdict;
-use crate::store::{Outcome, Precondition};
+use crate::model::Verdict;
+use crate::model::{Outcome, Precondition};
 
 use super::grade::{is_unsupported_answer, ms, tally, Findings, Graded, Reason};
 use super::state::{preview, Expected, State};
@@ -67,6 +67,9 @@ impl Run<'_> {
         workers: u32,
         increments: u32,
     ) -> Result<Graded, Abort> {
+        if let Some(why) = self.store().health().stalled() {
+            return Err(abort(why));
+        }
         let setup = self
             .store()
             .put(key, Bytes::from("0"), &Precondition::none())
@@ -284,7 +287,7 @@ pub(crate) fn grade_counter(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Operation;
+    use crate::model::Operation;
 
     fn put(status: u16) -> Outcome {
         Outcome {

@@ -19,8 +19,8 @@
 use std::time::Duration;
 
 use crate::catalog::{Action, BatchObject, Expect};
-use crate::report::Verdict;
-use crate::store::{ETag, Outcome, Precondition};
+use crate::model::Verdict;
+use crate::model::{ETag, Outcome, Precondition};
 
 use super::state::{Expected, Settled, State};
 
@@ -560,7 +560,7 @@ pub(crate) fn grade_delete_objects(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{BatchItem, Operation};
+    use crate::model::{BatchItem, Operation};
     use bytes::Bytes;
 
     fn out(status: u16, code: Option<&str>, etag: Option<&str>) -> Outcome {

@@ -28,8 +28,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::catalog::{Conditions, Scenario};
-use crate::report::Verdict;
-use crate::store::{ETag, Outcome, Precondition, Store};
+use crate::model::Verdict;
+use crate::model::{ETag, Outcome, Precondition};
+use crate::store::Store;
 
 use grade::Graded;
 pub use state::ReadLag;
@@ -57,6 +58,14 @@ fn abort(why: impl Into<String>) -> Abort {
         verdict: Verdict::Error,
         why: why.into(),
     }
+}
+
+/// Whether a request's error says the target as a whole was given up on
+/// (it stopped answering, or the run is ending) rather than anything about
+/// this step: such a scenario ends with that reason, word for word, so
+/// that every cell it ended reads the same.
+fn target_gone(message: &str) -> bool {
+    message.starts_with("the target stopped answering") || message.starts_with("not sent: ")
 }
 
 /// Where a scenario runs: the run's bucket through each endpoint of the
@@ -130,6 +139,24 @@ pub async fn measure_read_lag(store: &Store, prefix: &str, lag: &ReadLag) {
     }
 }
 
+/// The versioned buckets versioning scenarios made and have not removed yet
+/// (an interrupted run removes them).
+fn versioned_buckets() -> std::sync::MutexGuard<'static, Vec<String>> {
+    static OPEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    OPEN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The versioned buckets made for scenarios in the bucket `of` and not
+/// removed yet.
+pub fn open_versioned_buckets(of: &str) -> Vec<String> {
+    let prefix = format!("{of}-v");
+    versioned_buckets()
+        .iter()
+        .filter(|b| b.starts_with(&prefix))
+        .cloned()
+        .collect()
+}
+
 /// Runs `scenario` on `site` under `prefix` (which must end in `/` and be
 /// unused), then deletes everything under the prefix — and a bucket it
 /// made for a versioning scenario.
@@ -157,6 +184,7 @@ pub async fn run(site: &Site<'_>, scenario: &Scenario, prefix: &str) -> Judgemen
     let n = VERSIONED.fetch_add(1, Ordering::SeqCst);
     let bucket = format!("{}-v{n}", site.store.bucket());
     let store = site.store.for_bucket(bucket.clone());
+    versioned_buckets().push(bucket.clone());
     if let Err(e) = store.create_bucket().await {
         return judged(
             Verdict::Error,
@@ -192,7 +220,11 @@ pub async fn run(site: &Site<'_>, scenario: &Scenario, prefix: &str) -> Judgemen
         }
         Err((verdict, reason)) => judged(verdict, reason),
     };
-    if let Err(e) = store.delete_bucket().await {
+    let removed = store.delete_bucket().await;
+    if removed.is_ok() {
+        versioned_buckets().retain(|b| *b != bucket);
+    }
+    if let Err(e) = removed {
         judgement
             .reason
             .push_str(&format!(" (removing the versioned bucket failed: {e})"));
@@ -264,10 +296,24 @@ async fn run_in(
         late: Vec::new(),
     };
     let mut worst: Option<(usize, Graded)> = None;
+    // The reason is about the target as a whole, not a step.
+    let mut whole = false;
+    if let Some(why) = store.health().stalled() {
+        worst = Some((0, Graded::new(Verdict::Error, why)));
+        whole = true;
+    }
     for (index, step) in scenario.steps.iter().enumerate() {
+        if whole {
+            break;
+        }
         let graded = match run.step(step).await {
             Ok(Some(g)) => g,
             Ok(None) => continue,
+            Err(Abort { why, .. }) if target_gone(&why) => {
+                worst = Some((0, Graded::new(Verdict::Error, why)));
+                whole = true;
+                break;
+            }
             Err(Abort { verdict, why }) => match worst.as_mut() {
                 // An earlier step already answered differently from AWS (a
                 // refused CreateMultipartUpload, say); that is what made this
@@ -297,7 +343,7 @@ async fn run_in(
             break;
         }
     }
-    let (verdict, reason) = conclude(worst, scenario.steps.len());
+    let (verdict, reason) = conclude(worst, if whole { 1 } else { scenario.steps.len() });
     let (mut verdict, mut reason) = with_late_writes(verdict, reason, &run.late);
     let mut problems = Vec::new();
     for (key, upload) in &run.uploads {
@@ -443,7 +489,13 @@ impl Run<'_> {
                 .store()
                 .get(key, &Precondition::none())
                 .await
-                .map_err(|e| abort(format!("reading the object back failed: {e}")))?;
+                .map_err(|e| {
+                    if target_gone(&e.message) {
+                        abort(e.message)
+                    } else {
+                        abort(format!("reading the object back failed: {e}"))
+                    }
+                })?;
             tries += 1;
             if out.status < 500 || tries == 3 {
                 break out;

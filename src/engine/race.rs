@@ -16,8 +16,8 @@ use bytes::Bytes;
 use tokio::sync::Barrier;
 
 use crate::catalog::{Conditions, RaceStart};
-use crate::report::Verdict;
-use crate::store::{Outcome, Precondition};
+use crate::model::Verdict;
+use crate::model::{Outcome, Precondition};
 
 use super::grade::{is_unsupported_answer, ms, tally, Answer, Findings, Graded, Reason};
 use super::state::{preview, Expected, Settled, State};
@@ -50,6 +50,9 @@ impl Run<'_> {
     ) -> Result<Graded, Abort> {
         let mut seen = Vec::new();
         for round in 1..=rounds {
+            if let Some(why) = self.store().health().stalled() {
+                return Err(abort(why));
+            }
             let key = self.key(&format!("{key}-round-{round}"));
             seen.push(
                 self.race_round(&key, round, racers, start, conditions)
@@ -328,7 +331,7 @@ pub(crate) fn grade_race(rounds: &[RoundSeen], allowed: u32, loser_status: &[u16
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{ETag, Operation};
+    use crate::model::{ETag, Operation};
 
     fn out(status: u16) -> Outcome {
         Outcome {

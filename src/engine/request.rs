@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use crate::catalog::{Action, BatchObject, Expect, Step};
-use crate::report::Verdict;
-use crate::store::{ETag, Outcome, Precondition};
+use crate::model::Verdict;
+use crate::model::{ETag, Outcome, Precondition};
 
 use super::grade::{
     action_name, grade_delete_objects, grade_request, After, Answer, Graded, RequestCheck,
@@ -79,6 +79,7 @@ impl Run<'_> {
         };
         let out = match res {
             Ok(out) => out,
+            Err(e) if super::target_gone(&e.message) => return Err(abort(e.message)),
             Err(e) => {
                 if action == Action::CreateUpload {
                     // It may have started an upload: found by listing.

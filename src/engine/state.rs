@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::store::ETag;
+use crate::model::ETag;
 
 /// What is stored under a key, as read back with an unconditional GET.
 #[derive(Debug, Clone, PartialEq)]

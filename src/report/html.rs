@@ -4,7 +4,7 @@
 //! commands, with placeholders for the credentials.
 
 use super::{escape_markup as esc, CellResult, Report, TargetInfo, Verdict};
-use crate::store::{Operation, Outcome};
+use crate::model::{Operation, Outcome};
 
 /// A word quoted for a POSIX shell.
 fn sh(text: &str) -> String {

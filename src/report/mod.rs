@@ -32,98 +32,12 @@ fn escape_markup(text: &str) -> String {
 }
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell as TableCell, ContentArrangement, Table};
 use serde::{Deserialize, Serialize};
 
-use crate::store::Outcome;
-
-/// How a target answered one scenario, graded as the Autobahn testsuite
-/// grades: what a user of conditional writes fears most is silent loss.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    /// Behaves as AWS S3 documents.
-    Pass,
-    /// An informational scenario recorded a property (the reason says
-    /// which); never a failure.
-    Info,
-    /// Safe (nothing overwritten, at most one winner) but answers differently.
-    Deviates,
-    /// Refuses the conditional request explicitly and changes nothing.
-    Unsupported,
-    /// The harness could not judge (target down, setup failed, timeout).
-    Error,
-    /// The condition was ignored or violated: data overwritten, created or
-    /// lost, more than one racer won.
-    Unsafe,
-}
-
-impl Verdict {
-    /// Every verdict, best first.
-    pub const ALL: [Verdict; 6] = [
-        Verdict::Pass,
-        Verdict::Info,
-        Verdict::Deviates,
-        Verdict::Unsupported,
-        Verdict::Error,
-        Verdict::Unsafe,
-    ];
-
-    /// The lowercase name used in every output.
-    pub fn name(self) -> &'static str {
-        match self {
-            Verdict::Pass => "pass",
-            Verdict::Info => "info",
-            Verdict::Deviates => "deviates",
-            Verdict::Unsupported => "unsupported",
-            Verdict::Error => "error",
-            Verdict::Unsafe => "unsafe",
-        }
-    }
-
-    /// What the verdict means, in one line (for legends).
-    pub fn meaning(self) -> &'static str {
-        match self {
-            Verdict::Pass => "behaves as AWS S3 documents",
-            Verdict::Info => "an informational scenario recorded a property (the reason says which); never a failure",
-            Verdict::Deviates => "safe (nothing overwritten, at most one winner), but answers differently from AWS",
-            Verdict::Unsupported => "refuses the conditional request explicitly (501, 400) and changes nothing",
-            Verdict::Error => "condwrite could not judge (target down, set-up failed, timeout)",
-            Verdict::Unsafe => "the condition was ignored or violated: data overwritten, created or lost, more than one racer won, a refused write that still changed bytes",
-        }
-    }
-
-    /// A mark for tables in docs.
-    pub fn mark(self) -> &'static str {
-        match self {
-            Verdict::Pass => "✅",
-            Verdict::Info => "ℹ️",
-            Verdict::Deviates => "⚠️",
-            Verdict::Unsupported => "⛔",
-            Verdict::Error => "❓",
-            Verdict::Unsafe => "❌",
-        }
-    }
-
-    /// Whether the cell fails a run (always for unsafe and error; with
-    /// `strict` also for deviates and unsupported).
-    pub fn fails(self, strict: bool) -> bool {
-        match self {
-            Verdict::Pass | Verdict::Info => false,
-            Verdict::Deviates | Verdict::Unsupported => strict,
-            Verdict::Error | Verdict::Unsafe => true,
-        }
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use crate::model::{Outcome, Verdict};
 
 /// The verdict of one target × scenario cell, with what decided it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -502,10 +416,24 @@ impl Report {
                 }
                 continue;
             }
-            for c in cells {
-                if c.verdict != Verdict::Pass {
-                    out.push(format!("{t} / {}: {}: {}", c.scenario, c.verdict, c.reason));
+            // Cells of one target that failed alike (a target that stopped
+            // answering, say) share one line.
+            let mut groups: Vec<(Verdict, &str, Vec<&str>)> = Vec::new();
+            for c in cells.iter().filter(|c| c.verdict != Verdict::Pass) {
+                match groups
+                    .iter_mut()
+                    .find(|g| g.0 == c.verdict && g.1 == c.reason)
+                {
+                    Some(g) => g.2.push(&c.scenario),
+                    None => groups.push((c.verdict, &c.reason, vec![&c.scenario])),
                 }
+            }
+            for (verdict, reason, scenarios) in groups {
+                let which = match scenarios.as_slice() {
+                    [one] => (*one).to_owned(),
+                    many => format!("{} cells ({})", many.len(), many.join(", ")),
+                };
+                out.push(format!("{t} / {which}: {verdict}: {reason}"));
             }
         }
         for (verdict, reason, targets, n) in uniform {
@@ -627,6 +555,37 @@ mod tests {
         let lines = r.reasons();
         assert_eq!(lines.last().unwrap(), "z, w: all 2 cells error: no Docker");
         assert_eq!(lines.len(), 3, "{lines:?}");
+    }
+
+    #[test]
+    fn cells_of_a_target_that_failed_alike_share_a_line() {
+        let mut r = report();
+        r.scenarios.push(ScenarioInfo {
+            id: "c".into(),
+            title: "c".into(),
+            operation: "PutObject".into(),
+            aws_doc: "https://docs.aws.amazon.com/".into(),
+            informational: false,
+        });
+        let cell = |s: &str| CellResult {
+            target: "y".into(),
+            scenario: s.into(),
+            verdict: Verdict::Error,
+            reason: "stopped answering".into(),
+            duration_ms: 1,
+            evidence: vec![],
+        };
+        r.results.push(cell("b"));
+        r.results.push(cell("c"));
+        let lines = r.reasons();
+        assert!(
+            lines.contains(&"y / 2 cells (b, c): error: stopped answering".to_owned()),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"y / a: deviates: because deviates".to_owned()),
+            "{lines:?}"
+        );
     }
 
     #[test]

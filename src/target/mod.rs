@@ -13,6 +13,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
@@ -20,7 +21,7 @@ use toml::Spanned;
 
 use crate::catalog::line_col;
 use crate::reference::{self, Fault, RunningServer};
-use crate::store::{ChecksumMode, ClientSettings, Store};
+use crate::store::{ChecksumMode, ClientSettings, Health, Store};
 use container::{ContainerSpec, RunningContainer};
 use process::{ProcessSpec, ServerProcess};
 
@@ -83,6 +84,9 @@ pub struct ClientOptions {
     pub path_style: Option<bool>,
     pub checksums: ChecksumMode,
     pub request_timeout: Duration,
+    /// A PEM file of a CA to trust besides the system's (for HTTPS
+    /// endpoints with a private CA), relative to the targets file.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// One `[[target]]` entry.
@@ -159,13 +163,14 @@ struct RawTarget {
     path_style: Option<bool>,
     checksums: Option<ChecksumMode>,
     request_timeout_s: Option<u64>,
+    ca_file: Option<String>,
 }
 
 /// Fields that only some kinds take, for the check that each entry uses
 /// only its own.
 fn foreign_fields(kind: Kind, t: &RawTarget) -> Vec<&'static str> {
     use Kind::{Container as C, Embedded as E, Endpoint as N, Process as P};
-    let fields: [(&str, bool, &[Kind]); 24] = [
+    let fields: [(&str, bool, &[Kind]); 25] = [
         ("faults", t.faults.is_some(), &[E]),
         ("nodes", t.nodes.is_some(), &[E]),
         ("ports", t.ports.is_some(), &[P]),
@@ -190,6 +195,7 @@ fn foreign_fields(kind: Kind, t: &RawTarget) -> Vec<&'static str> {
         ("bucket", t.bucket.is_some(), &[N]),
         ("access_key_env", t.access_key_env.is_some(), &[N]),
         ("secret_key_env", t.secret_key_env.is_some(), &[N]),
+        ("ca_file", t.ca_file.is_some(), &[P, C, N]),
     ];
     fields
         .iter()
@@ -210,12 +216,11 @@ impl Targets {
     /// Parses a targets file's text; `source` names it in errors, `root` is
     /// the folder relative paths in commands start from.
     pub fn parse(source: &str, text: &str, root: &Path) -> Result<Self, String> {
-        let at = |span: Option<Range<usize>>, msg: &str| match span {
-            Some(s) => {
-                let (l, c) = line_col(text, s.start);
-                format!("{source}:{l}:{c}: {msg}")
-            }
-            None => format!("{source}: {msg}"),
+        // Every error has a place; one the parser does not give is the
+        // file's start.
+        let at = |span: Option<Range<usize>>, msg: &str| {
+            let (l, c) = line_col(text, span.map_or(0, |s| s.start));
+            format!("{source}:{l}:{c}: {msg}")
         };
         let raw: RawFile = toml::from_str(text)
             .map_err(|e| at(e.span(), &e.message().trim_end().replace('\n', "; ")))?;
@@ -450,6 +455,7 @@ impl Targets {
                     path_style: t.path_style,
                     checksums: t.checksums.unwrap_or_default(),
                     request_timeout: Duration::from_secs(t.request_timeout_s.unwrap_or(30)),
+                    ca_file: t.ca_file.map(|f| root.join(f)),
                 },
                 root: root.to_owned(),
                 version: t.version,
@@ -457,7 +463,7 @@ impl Targets {
         }
         if targets.is_empty() {
             return Err(format!(
-                "{source}: no targets: expected at least one `[[target]]` table"
+                "{source}:1:1: no targets: expected at least one `[[target]]` table"
             ));
         }
         Ok(Self {
@@ -567,6 +573,23 @@ fn port_placeholders(template: &str) -> Vec<usize> {
     out
 }
 
+/// A TLS certificate problem says how to trust the endpoint's CA.
+fn with_tls_hint(message: String) -> String {
+    let tls = [
+        "certificate",
+        "UnknownIssuer",
+        "invalid peer",
+        "tls handshake",
+    ]
+    .iter()
+    .any(|w| message.to_lowercase().contains(&w.to_lowercase()));
+    if tls {
+        format!("{message} (the endpoint's TLS certificate is not trusted: give its CA as a PEM file with `ca_file = \"ca.pem\"` in the target, or --ca-file)")
+    } else {
+        message
+    }
+}
+
 /// `*` matches any run of characters; everything else matches itself.
 fn glob_match(pattern: &str, name: &str) -> bool {
     if !pattern.contains('*') {
@@ -603,7 +626,113 @@ pub struct LiveTarget {
     prefix: String,
     /// How far the store's reads lag its writes (measured at start).
     read_lag: crate::engine::ReadLag,
+    /// Whether a bucket the target names has versioning on: its clean-up
+    /// removes versions and delete markers too.
+    bucket_versioned: bool,
     running: Running,
+}
+
+/// Every started target's health and, for a store whose storage outlives
+/// the run, what an interrupted run must remove; registered as soon as the
+/// target has a store, before it writes anything.
+#[allow(clippy::type_complexity)]
+fn started() -> std::sync::MutexGuard<'static, Vec<(String, Arc<Health>, Option<Cleanup>)>> {
+    static STARTED: std::sync::Mutex<Vec<(String, Arc<Health>, Option<Cleanup>)>> =
+        std::sync::Mutex::new(Vec::new());
+    STARTED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Ends a run that was interrupted (Ctrl-C, SIGTERM), where no destructor
+/// runs: every target's health is shut, so the scenarios still running
+/// send nothing more; what the run wrote to stores that outlive it is
+/// removed (within 20 s); the servers it started are stopped and the
+/// containers removed. Returns one line saying what was done.
+pub async fn interrupt() -> String {
+    let started: Vec<(String, Arc<Health>, Option<Cleanup>)> = std::mem::take(&mut *started());
+    for (_, health, _) in &started {
+        health.shut_down();
+    }
+    let cleanups: Vec<(String, Cleanup)> = started
+        .into_iter()
+        .filter_map(|(n, _, c)| c.map(|c| (n, c)))
+        .collect();
+    let mut said = String::from("stopped the servers and removed the containers this run started");
+    if !cleanups.is_empty() {
+        let work = async {
+            for (n, c) in &cleanups {
+                if let Err(e) = c.run().await {
+                    eprintln!("\nwarning: cleaning up target {n} failed: {e}");
+                }
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(20), work)
+            .await
+            .is_err()
+        {
+            eprintln!("\nwarning: cleaning up took more than 20 s; some of what the run wrote may be left");
+        }
+        said.push_str(&format!(
+            ", removed what it wrote to {} endpoint target(s)",
+            cleanups.len()
+        ));
+    }
+    process::stop_all();
+    container::remove_all().await;
+    said
+}
+
+/// What an interrupted run must remove from a store whose storage outlives
+/// it (an `endpoint` target): the run's prefix — objects, versions, delete
+/// markers, open uploads — the versioned buckets of its scenarios, and its
+/// bucket if it made one.
+#[derive(Debug, Clone)]
+pub struct Cleanup {
+    store: Store,
+    prefix: String,
+    owns_bucket: bool,
+}
+
+impl Cleanup {
+    /// Removes what the run left; says what it could not.
+    pub async fn run(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        if let Err(e) = self.store.abort_uploads(&self.prefix).await {
+            problems.push(e);
+        }
+        // A given bucket with versioning on keeps versions and delete
+        // markers: those go too.
+        let versioned = !self.owns_bucket && self.store.versioning_enabled().await.unwrap_or(false);
+        let removed = if versioned {
+            self.store.delete_versions(&self.prefix).await
+        } else {
+            self.store.delete_prefix(&self.prefix).await
+        };
+        if let Err(e) = removed {
+            problems.push(e);
+        }
+        for bucket in crate::engine::open_versioned_buckets(self.store.bucket()) {
+            let store = self.store.for_bucket(bucket);
+            let _ = store.abort_uploads("").await;
+            if let Err(e) = store.delete_versions("").await {
+                problems.push(e);
+            }
+            if let Err(e) = store.delete_bucket().await {
+                problems.push(e);
+            }
+        }
+        if self.owns_bucket {
+            if let Err(e) = self.store.delete_bucket().await {
+                problems.push(e);
+            }
+        }
+        // Interrupted before its bucket was made: nothing to remove.
+        problems.retain(|p| !p.contains("NoSuchBucket"));
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
 }
 
 /// What was started for a target.
@@ -681,12 +810,23 @@ impl LiveTarget {
     /// Starts the target and makes sure a bucket is there to work in. Must
     /// be called on a tokio runtime that outlives the target.
     pub async fn start(spec: &TargetSpec) -> Result<Self, String> {
+        let ca_pem = match &spec.client.ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                format!(
+                    "target {}: cannot read its ca_file {}: {e}",
+                    spec.name,
+                    path.display()
+                )
+            })?),
+            None => None,
+        };
         let local = |url: String, ak: &str, sk: &str| {
             let mut settings = ClientSettings::local(url, ak, sk);
             settings.region = spec.client.region.clone();
             settings.path_style = spec.client.path_style.unwrap_or(true);
             settings.checksums = spec.client.checksums;
             settings.operation_timeout = spec.client.request_timeout;
+            settings.ca_pem = ca_pem.clone();
             settings
         };
         let mut more_urls: Vec<String> = Vec::new();
@@ -697,6 +837,7 @@ impl LiveTarget {
                     access_key: EMBEDDED_ACCESS_KEY.into(),
                     secret_key: EMBEDDED_SECRET_KEY.into(),
                     nodes: spec.nodes,
+                    anonymous: false,
                 };
                 let server = reference::start(options, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
                     .await
@@ -749,16 +890,19 @@ impl LiveTarget {
             }
         };
         let owns_bucket = bucket.is_none();
-        let store = Store::new(&settings, bucket.unwrap_or_else(|| fresh_name("condwrite")));
-        let peers = more_urls
-            .into_iter()
-            .map(|url| {
-                let mut s = settings.clone();
-                s.endpoint_url = url;
-                Store::new(&s, store.bucket())
-            })
-            .collect();
-        let live = Self {
+        let store = Store::try_new(&settings, bucket.unwrap_or_else(|| fresh_name("condwrite")))
+            .map_err(|e| format!("target {}: {e}", spec.name))?;
+        let mut peers = Vec::new();
+        for url in more_urls {
+            let mut s = settings.clone();
+            s.endpoint_url = url;
+            peers.push(
+                Store::try_new(&s, store.bucket())
+                    .map_err(|e| format!("target {}: {e}", spec.name))?
+                    .sharing_health(&store),
+            );
+        }
+        let mut live = Self {
             spec: spec.clone(),
             settings,
             store,
@@ -770,16 +914,32 @@ impl LiveTarget {
                 format!("{}/", fresh_name("condwrite"))
             },
             read_lag: crate::engine::ReadLag::default(),
+            bucket_versioned: false,
             running,
         };
-        if live.owns_bucket {
-            if let Err(e) = live.store.create_bucket().await {
-                let stopped = live.shutdown().await;
-                return Err(match stopped {
-                    Ok(()) => e,
-                    Err(s) => format!("{e}; {s}"),
-                });
-            }
+        started().push((
+            spec.name.clone(),
+            live.store.health().clone(),
+            live.cleanup(),
+        ));
+        // The first request: make the bucket, or see that the given one
+        // can be listed. It fails here, once, for a store that does not
+        // answer or cannot be reached.
+        let first = if live.owns_bucket {
+            live.store.create_bucket().await
+        } else {
+            live.store.list(&live.prefix).await.map(|_| ())
+        };
+        if let Err(e) = first {
+            let e = with_tls_hint(e);
+            let stopped = live.shutdown().await;
+            return Err(match stopped {
+                Ok(()) => e,
+                Err(s) => format!("{e}; {s}"),
+            });
+        }
+        if !live.owns_bucket {
+            live.bucket_versioned = live.store.versioning_enabled().await.unwrap_or(false);
         }
         crate::engine::measure_read_lag(&live.store, &live.prefix, &live.read_lag).await;
         Ok(live)
@@ -810,6 +970,17 @@ impl LiveTarget {
     /// the run's own).
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// What an interrupted run must remove, for a target whose storage
+    /// outlives the run (`None` for embedded, process and container
+    /// targets, whose storage goes with the server).
+    pub fn cleanup(&self) -> Option<Cleanup> {
+        matches!(self.running, Running::Nothing).then(|| Cleanup {
+            store: self.store.with_own_health(),
+            prefix: self.prefix.clone(),
+            owns_bucket: self.owns_bucket,
+        })
     }
 
     /// Stops what was started; says what it could not stop.
@@ -844,6 +1015,7 @@ impl LiveTarget {
     /// racing writers left, answering 204 to every DELETE of it), and it
     /// goes with the server.
     pub async fn stop(self) -> Result<Option<String>, String> {
+        started().retain(|(_, h, _)| !Arc::ptr_eq(h, self.store.health()));
         let mut problems = Vec::new();
         // A store can land an acknowledged write after a later DELETE was
         // answered: what reappears is deleted again, a few times, a second
@@ -853,7 +1025,11 @@ impl LiveTarget {
             if let Err(e) = self.store.abort_uploads(&self.prefix).await {
                 problems.push(e);
             }
-            let removed = self.store.delete_prefix(&self.prefix).await;
+            let removed = if self.bucket_versioned {
+                self.store.delete_versions(&self.prefix).await
+            } else {
+                self.store.delete_prefix(&self.prefix).await
+            };
             if let Err(e) = &removed {
                 problems.push(e.clone());
             }

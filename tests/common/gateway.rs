@@ -34,6 +34,17 @@ pub enum Mode {
     /// HEAD of it is answered with what the gateway cached for it before the
     /// write, as an eventually consistent read path does.
     StaleReads { window: Duration },
+    /// Forwards everything but a request that carries If-Match or
+    /// If-None-Match: that one is never answered.
+    HangConditional,
+    /// Forwards everything with If-Match, If-None-Match and the signature
+    /// removed (the upstream must take unsigned requests): a proxy that
+    /// drops the headers it does not know.
+    StripConditions,
+    /// Answers every `every`-th conditional write 409
+    /// ConditionalRequestConflict without forwarding it, as AWS may when it
+    /// sees a conflicting operation; forwards everything else.
+    Conflict409 { every: u32 },
 }
 
 /// A cached answer.
@@ -164,9 +175,31 @@ impl Gateway {
                                     is_conditional_write(&req)
                                         && counter.fetch_add(1, Ordering::SeqCst) % every == 0
                                 }
-                                Mode::StaleReads { .. } => false,
+                                _ => false,
                             };
-                            let (parts, body) = req.into_parts();
+                            let conditional = req.headers().contains_key("if-match")
+                                || req.headers().contains_key("if-none-match");
+                            if matches!(mode, Mode::HangConditional) && conditional {
+                                std::future::pending::<()>().await;
+                            }
+                            if let Mode::Conflict409 { every } = mode {
+                                if is_conditional_write(&req)
+                                    && counter.fetch_add(1, Ordering::SeqCst) % every == 0
+                                {
+                                    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>ConditionalRequestConflict</Code><Message>A conflicting conditional operation is currently in progress against this resource.</Message></Error>";
+                                    let mut res = Response::new(Full::new(Bytes::from(body)));
+                                    *res.status_mut() = hyper::StatusCode::CONFLICT;
+                                    res.headers_mut()
+                                        .insert("content-type", "application/xml".parse().unwrap());
+                                    return Ok(res);
+                                }
+                            }
+                            let (mut parts, body) = req.into_parts();
+                            if matches!(mode, Mode::StripConditions) {
+                                for h in ["if-match", "if-none-match", "authorization"] {
+                                    parts.headers.remove(h);
+                                }
+                            }
                             let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
                             let key = (parts.method.to_string(), parts.uri.path().to_owned());
                             // An object read: no query but the SDK's `x-id`.

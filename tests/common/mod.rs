@@ -16,8 +16,15 @@ pub struct Served {
 impl Served {
     /// Starts the reference server on a free port and reads its URL.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// As [`Served::start`], with more `serve` arguments (`--fault F`).
+    #[allow(dead_code)]
+    pub fn start_with(args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_condwrite"))
             .args(["serve", "--port", "0"])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
