@@ -18,7 +18,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 
 use condwrite::reference;
-use condwrite::target::{EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY};
+use condwrite::targets::{EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY};
 
 #[tokio::main]
 async fn main() {

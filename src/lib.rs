@@ -16,5 +16,6 @@ pub mod engine;
 pub mod model;
 pub mod reference;
 pub mod report;
+pub mod runner;
 pub mod store;
-pub mod target;
+pub mod targets;

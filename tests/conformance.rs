@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use condwrite::catalog::Catalog;
 use condwrite::engine;
 use condwrite::model::Verdict;
-use condwrite::target::{LiveTarget, Targets};
+use condwrite::targets::{LiveTarget, Targets};
 
 struct Cell {
     verdict: Verdict,

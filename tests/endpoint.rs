@@ -9,9 +9,9 @@ use condwrite::catalog::Catalog;
 use condwrite::engine;
 use condwrite::model::Verdict;
 use condwrite::store::{ClientSettings, Store};
-use condwrite::target::{LiveTarget, Targets, EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY};
+use condwrite::targets::{LiveTarget, Targets, EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY};
 
-fn endpoint(entry: &str) -> condwrite::target::TargetSpec {
+fn endpoint(entry: &str) -> condwrite::targets::TargetSpec {
     let text = format!("[[target]]\nname = \"ep\"\nkind = \"endpoint\"\n{entry}\n");
     Targets::parse("test.toml", &text, Path::new("."))
         .unwrap()

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use common::Served;
 use condwrite::model::{ETag, Precondition};
 use condwrite::store::{ClientSettings, Store};
-use condwrite::target::{EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY};
+use condwrite::targets::{EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY};
 
 const BUCKET: &str = "someone-elses-data";
 

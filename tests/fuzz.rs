@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use proptest::prelude::*;
 
 use condwrite::catalog::parse_suite;
-use condwrite::target::Targets;
+use condwrite::targets::Targets;
 
 /// The shipped suites and targets file, as fuzzing seeds.
 fn seeds() -> Vec<String> {

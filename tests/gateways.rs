@@ -23,7 +23,7 @@ use condwrite::engine::{self, ReadLag, Site};
 use condwrite::model::Verdict;
 use condwrite::reference::{self, Fault};
 use condwrite::store::{ClientSettings, Store};
-use condwrite::target::{fresh_name, EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY};
+use condwrite::targets::{fresh_name, EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY};
 
 const DROP: Mode = Mode::DropAnswers { every: 3 };
 const STALE: Mode = Mode::StaleReads {

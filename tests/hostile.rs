@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use condwrite::model::Verdict;
 use condwrite::reference::{self, RunningServer};
 use condwrite::report::Report;
-use condwrite::target::{EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY};
+use condwrite::targets::{EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY};
 use gateway::{Gateway, Mode};
 use hostile::Hostile;
 

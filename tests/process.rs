@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use condwrite::catalog::Catalog;
 use condwrite::engine;
-use condwrite::target::{LiveTarget, Targets};
+use condwrite::targets::{LiveTarget, Targets};
 
-fn spec(entry: &str) -> condwrite::target::TargetSpec {
+fn spec(entry: &str) -> condwrite::targets::TargetSpec {
     let text = format!("[[target]]\nname = \"t\"\nkind = \"process\"\naccess_key = \"condwrite\"\nsecret_key = \"condwrite-local-secret\"\n{entry}\n");
     Targets::parse("test.toml", &text, Path::new("."))
         .unwrap()

@@ -1,0 +1,300 @@
+//! The run itself: the plan (catalog, targets, baseline), the signal
+//! handling, one libtest trial per target × scenario driving the library
+//! [`runner`](crate::runner), then the matrix, the reasons and the exit
+//! status.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use libtest_mimic::{Failed, FormatSetting, Trial};
+
+use super::commands::print_comparison;
+use super::{load_catalog, load_targets, usage_error, Cli, EXIT_FAILED, EXIT_USAGE};
+use crate::catalog::Scenario;
+use crate::report::{CellResult, Report};
+use crate::runner::{Event, Session};
+use crate::store::Health;
+use crate::targets::{self, TargetSpec};
+
+/// The exit code of the signal being handled (130 SIGINT, 143 SIGTERM), or 0.
+static SIGNALLED: AtomicI32 = AtomicI32::new(0);
+
+/// What a run will do, from its arguments: the catalog, the targets chosen
+/// (with the command line's overrides), the ones with a trial the filter
+/// keeps, and the baseline to compare with.
+struct Plan {
+    catalog: crate::catalog::Catalog,
+    selected: Vec<TargetSpec>,
+    needed: Vec<String>,
+    baseline: Option<Report>,
+}
+
+/// Reads and checks the run's input; bad input is exit 2 with one line.
+fn plan(cli: &Cli) -> Result<Plan, ExitCode> {
+    let catalog = load_catalog(cli.suites.as_deref()).map_err(usage_error)?;
+    let targets = load_targets(cli.targets_file.as_deref()).map_err(usage_error)?;
+    // Read the baseline before anything starts: a bad path is bad input.
+    let baseline = cli
+        .baseline
+        .as_deref()
+        .map(Report::load)
+        .transpose()
+        .map_err(usage_error)?;
+    let wanted = if cli.targets.is_empty() {
+        vec!["embedded".to_owned()]
+    } else {
+        cli.targets.clone()
+    };
+    let mut selected = targets.select(&wanted).map_err(|e| {
+        usage_error(format!(
+            "{e}\n  (add a `[[target]]` to targets.toml or pick one of these)"
+        ))
+    })?;
+    if let Some(ca) = &cli.ca_file {
+        std::fs::metadata(ca)
+            .map_err(|e| usage_error(format!("--ca-file {}: {e}", ca.display())))?;
+    }
+    for spec in &mut selected {
+        if let Some(t) = cli.request_timeout {
+            spec.client.request_timeout = std::time::Duration::from_secs(t);
+        }
+        if let Some(ca) = &cli.ca_file {
+            spec.client.ca_file = Some(ca.clone());
+        }
+    }
+    // Start only targets with at least one trial the filter keeps.
+    let needed = if cli.test.list {
+        Vec::new()
+    } else {
+        selected
+            .iter()
+            .filter(|t| {
+                catalog.scenarios.iter().any(|s| {
+                    let probe = Trial::test(trial_name(s), || Ok(())).with_kind(&t.name);
+                    !cli.test.is_filtered_out(&probe)
+                })
+            })
+            .map(|t| t.name.clone())
+            .collect()
+    };
+    Ok(Plan {
+        catalog,
+        selected,
+        needed,
+        baseline,
+    })
+}
+
+fn trial_name(s: &Scenario) -> String {
+    s.id.clone()
+}
+
+/// Ctrl-C or SIGTERM (what CI sends when it cancels a job): nothing more is
+/// sent, what the run wrote to endpoint targets is removed, every server it
+/// started is stopped and every container removed, then it leaves as a
+/// shell would (130 for SIGINT, 143 for SIGTERM).
+fn handle_signals(runtime: &tokio::runtime::Runtime) {
+    runtime.spawn(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        let (name, code) = tokio::select! {
+            _ = int.recv() => ("interrupted", 130),
+            _ = term.recv() => ("terminated", 143),
+        };
+        SIGNALLED.store(code, Ordering::SeqCst);
+        let done = targets::interrupt().await;
+        eprintln!("\n{name}: {done}");
+        std::process::exit(code);
+    });
+}
+
+/// One libtest trial per target × scenario, each running its cell through
+/// the session and keeping it in `results`.
+fn trials(
+    runtime: &tokio::runtime::Runtime,
+    plan: &Plan,
+    session: &Arc<Session>,
+    results: &Arc<Mutex<Vec<CellResult>>>,
+    strict: bool,
+) -> Vec<Trial> {
+    let mut trials = Vec::new();
+    for spec in &plan.selected {
+        for scenario in &plan.catalog.scenarios {
+            let (scenario, results, session) = (scenario.clone(), results.clone(), session.clone());
+            let handle = runtime.handle().clone();
+            let target = spec.name.clone();
+            trials.push(
+                Trial::test(trial_name(&scenario), move || {
+                    let Some(cell) = handle.block_on(session.cell(&target, &scenario)) else {
+                        return Err(Failed::from("the target was not started"));
+                    };
+                    let outcome = if cell.verdict.fails(strict) {
+                        let reason = match session.not_started(&target) {
+                            Some(_) => {
+                                "the target did not start (the reason is printed after the matrix)"
+                            }
+                            None => cell.reason.as_str(),
+                        };
+                        Err(Failed::from(format!(
+                            "{} on {}: {reason}",
+                            cell.verdict, cell.target
+                        )))
+                    } else {
+                        Ok(())
+                    };
+                    results.lock().unwrap_or_else(|e| e.into_inner()).push(cell);
+                    outcome
+                })
+                .with_kind(&spec.name),
+            );
+        }
+    }
+    trials
+}
+
+/// The run: the targets started through the library runner, a trial per
+/// cell, the targets stopped, the matrix and the reasons printed, the JSON
+/// written, the exit status.
+pub(super) fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
+    let plan = match plan(&cli) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let matrix_to_stderr = cli.test.format == Some(FormatSetting::Json);
+    handle_signals(runtime);
+    let say = move |e: Event| say(e, matrix_to_stderr);
+    let session = Arc::new(runtime.block_on(Session::start(
+        plan.selected.clone(),
+        |t| plan.needed.contains(&t.name),
+        &say,
+    )));
+    watch_stalls(runtime, session.healths());
+    let results: Arc<Mutex<Vec<CellResult>>> = Arc::default();
+    let trials = trials(runtime, &plan, &session, &results, cli.strict);
+    let conclusion = libtest_mimic::run(&cli.test, trials);
+    if SIGNALLED.load(Ordering::SeqCst) != 0 {
+        // The signal handler is cleaning up and ends the process with the
+        // signal's exit code; the trials that ended early prove nothing.
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    let session = Arc::into_inner(session).expect("every trial has finished");
+    let finished = runtime.block_on(session.stop(&say));
+    if cli.test.list {
+        return conclusion.exit_code();
+    }
+    let results = std::mem::take(&mut *results.lock().unwrap_or_else(|e| e.into_inner()));
+    let report = finished.report(&plan.catalog, results);
+    print_report(&report, matrix_to_stderr);
+    if let Some(path) = &cli.json {
+        if let Err(e) = std::fs::write(path, report.to_json() + "\n") {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
+    exit_status(
+        &report,
+        plan.baseline.as_ref(),
+        &conclusion,
+        finished.cleanup_failed,
+    )
+}
+
+/// The exit status of a run: with a baseline, 101 only when a cell got
+/// worse; without, libtest's (101 when a cell fails); 1 when only the
+/// clean-up failed.
+fn exit_status(
+    report: &Report,
+    baseline: Option<&Report>,
+    conclusion: &libtest_mimic::Conclusion,
+    cleanup_failed: bool,
+) -> ExitCode {
+    if let Some(baseline) = baseline {
+        if print_comparison(report, baseline) {
+            return ExitCode::from(EXIT_FAILED);
+        }
+        return if cleanup_failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    if cleanup_failed && !conclusion.has_failed() {
+        return ExitCode::FAILURE;
+    }
+    conclusion.exit_code()
+}
+
+/// Says a runner event on stderr, as cargo says its own.
+fn say(e: Event, quiet_start: bool) {
+    match e {
+        Event::NoDocker { targets, why } => eprintln!(
+            "error: {why} (target{} {} marked error)",
+            if targets.len() == 1 { "" } else { "s" },
+            targets.join(", ")
+        ),
+        Event::Starting { target, kind } if !quiet_start => {
+            eprintln!("    Starting target {target} ({kind})")
+        }
+        Event::Starting { .. } => {}
+        Event::NotStarted { target, why } => {
+            eprintln!("warning: target {target} did not start: {why}")
+        }
+        Event::CleanupNote { target, note } => {
+            eprintln!("note: cleaning up target {target}: {note}")
+        }
+        Event::CleanupFailed { target, why } => {
+            eprintln!("warning: cleaning up target {target} failed: {why}")
+        }
+    }
+}
+
+/// Says once, when it happens, that a target stopped answering.
+fn watch_stalls(runtime: &tokio::runtime::Runtime, watched: Vec<(String, Arc<Health>)>) {
+    runtime.spawn(async move {
+        let mut said = vec![false; watched.len()];
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            for (i, (name, health)) in watched.iter().enumerate() {
+                if let (false, Some(why)) = (said[i], health.stalled()) {
+                    eprintln!("warning: target {name}: {why}; its remaining cells end as error");
+                    said[i] = true;
+                }
+            }
+        }
+    });
+}
+
+pub(super) fn print_report(report: &Report, to_stderr: bool) {
+    if report.results.is_empty() {
+        return;
+    }
+    let mut text = String::new();
+    text.push('\n');
+    text.push_str(&report.matrix(None));
+    text.push('\n');
+    let reasons = report.reasons();
+    if !reasons.is_empty() {
+        text.push_str("\nreasons:\n");
+        for r in reasons {
+            text.push_str("  ");
+            text.push_str(&r);
+            text.push('\n');
+        }
+    }
+    text.push('\n');
+    text.push_str(&report.summary());
+    text.push('\n');
+    if to_stderr {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+}

@@ -1,0 +1,186 @@
+//! The subcommands other than the run itself: `serve` (the reference
+//! server on its own), `list` (the catalog), `report` (merge and render
+//! saved results) and `targets` (for a CI matrix).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use super::check::print_report;
+use super::{load_catalog, load_targets, usage_error, ListFormat, EXIT_FAILED};
+use crate::reference::{self, Fault};
+use crate::report::{Report, TargetInfo};
+use crate::targets;
+
+pub(super) fn serve(
+    runtime: &tokio::runtime::Runtime,
+    ports: &[u16],
+    faults: &[String],
+    nodes: usize,
+) -> ExitCode {
+    if ports.len() > nodes {
+        return usage_error(format!(
+            "{} ports for {nodes} node(s): give --nodes {} or fewer ports",
+            ports.len(),
+            ports.len()
+        ));
+    }
+    let faults = match faults
+        .iter()
+        .map(|f| f.parse::<Fault>())
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(f) => f,
+        Err(e) => return usage_error(e),
+    };
+    runtime.block_on(async {
+        let options = reference::Options {
+            faults: faults.clone(),
+            access_key: targets::EMBEDDED_ACCESS_KEY.into(),
+            secret_key: targets::EMBEDDED_SECRET_KEY.into(),
+            nodes,
+            anonymous: false,
+        };
+        let server = match reference::start_on(options, ports).await {
+            Ok(s) => s,
+            Err(e) => {
+                let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+                return usage_error(format!(
+                    "cannot listen on 127.0.0.1 port {}: {e}; pick another port with --port (0 picks a free one)",
+                    list.join(", ")
+                ));
+            }
+        };
+        let fault_list = if faults.is_empty() {
+            "none (AWS semantics)".to_owned()
+        } else {
+            faults
+                .iter()
+                .map(|f| f.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "condwrite reference S3 server listening on {}",
+            server.urls().join(", ")
+        );
+        println!("  region us-east-1, path-style addressing, in memory");
+        println!(
+            "  credentials: access key {}, secret key {} (the built-in local pair)",
+            targets::EMBEDDED_ACCESS_KEY,
+            targets::EMBEDDED_SECRET_KEY
+        );
+        println!("  faults: {fault_list}");
+        println!("Press Ctrl-C to stop.");
+        let _ = std::io::stdout().flush();
+        let _ = tokio::signal::ctrl_c().await;
+        server.stop();
+        eprintln!("stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+pub(super) fn list(suites: Option<&Path>, format: ListFormat) -> ExitCode {
+    let catalog = match load_catalog(suites) {
+        Ok(c) => c,
+        Err(e) => return usage_error(e),
+    };
+    let text = match format {
+        ListFormat::Text => catalog.to_text(),
+        ListFormat::Markdown => catalog.to_markdown(),
+    };
+    print!("{text}");
+    ExitCode::SUCCESS
+}
+
+/// Where `condwrite report` writes.
+pub(super) struct Outputs<'a> {
+    pub(super) markdown: Option<&'a Path>,
+    pub(super) html: Option<&'a Path>,
+    pub(super) junit: Option<&'a Path>,
+    pub(super) json: Option<&'a Path>,
+}
+
+pub(super) fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Prints the comparison with a baseline; whether a cell got worse.
+pub(super) fn print_comparison(report: &Report, baseline: &Report) -> bool {
+    let cmp = report.compare(baseline);
+    println!();
+    for line in cmp.lines() {
+        println!("{line}");
+    }
+    !cmp.regressions.is_empty()
+}
+
+pub(super) fn report(
+    inputs: &[PathBuf],
+    outputs: Outputs<'_>,
+    baseline: Option<&Path>,
+) -> ExitCode {
+    let mut runs = Vec::new();
+    for path in inputs {
+        match Report::load(path) {
+            Ok(r) => runs.push(r),
+            Err(e) => return usage_error(e),
+        }
+    }
+    let baseline = match baseline.map(Report::load).transpose() {
+        Ok(b) => b,
+        Err(e) => return usage_error(e),
+    };
+    let merged = Report::merge(runs);
+    print_report(&merged, false);
+    let writes = [
+        (outputs.markdown, merged.to_markdown()),
+        (outputs.html, merged.to_html()),
+        (outputs.junit, merged.to_junit()),
+        (outputs.json, merged.to_json() + "\n"),
+    ];
+    for (path, text) in writes {
+        if let Some(path) = path {
+            if let Err(e) = write_file(path, &text) {
+                return usage_error(e);
+            }
+            println!("wrote {}", path.display());
+        }
+    }
+    match baseline {
+        Some(b) if print_comparison(&merged, &b) => ExitCode::from(EXIT_FAILED),
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+pub(super) fn list_targets(file: Option<&Path>, pattern: Option<&str>, json: bool) -> ExitCode {
+    let targets = match load_targets(file) {
+        Ok(t) => t,
+        Err(e) => return usage_error(e),
+    };
+    let selected = match pattern {
+        Some(p) => match targets.select(&[p.to_owned()]) {
+            Ok(s) => s,
+            Err(e) => return usage_error(e),
+        },
+        None => targets.targets.clone(),
+    };
+    if json {
+        let list: Vec<TargetInfo> = selected.iter().map(|t| t.info(None)).collect();
+        println!(
+            "{}",
+            serde_json::to_string(&list).expect("target infos serialize")
+        );
+    } else {
+        let width = selected.iter().map(|t| t.name.len()).max().unwrap_or(0);
+        for t in &selected {
+            println!(
+                "{:width$}  {:9}  {}",
+                t.name,
+                t.kind.to_string(),
+                t.description
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,250 @@
+//! The command line: argument parsing and wiring, nothing the library
+//! should own.
+//!
+//! `condwrite [--target NAME,...] [FILTER]` runs the catalog on the chosen
+//! targets. Each target × scenario is a libtest-mimic trial, so `--list`,
+//! name filters, `--exact`, `--skip` and the cargo-test-like lines work as in
+//! `cargo test`; after the trials the matrix and the reasons of every
+//! non-pass cell are printed. `condwrite serve` runs the reference server on
+//! its own, `condwrite report` merges and renders results, `condwrite
+//! targets` lists targets for a CI matrix.
+
+mod check;
+mod commands;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
+use libtest_mimic::Arguments;
+
+use crate::catalog::Catalog;
+use crate::targets::Targets;
+use check::check;
+use commands::{list, list_targets, report, serve, Outputs};
+
+const ABOUT: &str = "Checks whether S3-compatible stores really honour conditional writes \
+(If-None-Match / If-Match) and prints a compatibility matrix.";
+
+const HELP_TEMPLATE: &str =
+    "{name} {version}\n{about}\n\n{usage-heading} {usage}\n\n{all-args}{after-help}";
+
+const AFTER_HELP: &str = "\
+Verdicts: pass (as AWS documents), deviates (safe, answers differently), unsupported
+(refuses the conditional request, changes nothing), unsafe (condition ignored or
+violated), error (could not judge), info (a property recorded, never a failure).
+The exit status is non-zero when a cell is unsafe or error, and with --strict also
+when one deviates or is unsupported; with --baseline only when a cell got worse.
+
+Examples:
+  condwrite                                   run the catalog on the embedded server
+  condwrite --target embedded,embedded-racy   two targets side by side
+  condwrite --target 'embedded-*' race        only the race scenarios, on the fault profiles
+  condwrite --list                            list the trials without running them
+  condwrite list --format markdown            the catalog as a docs page
+  condwrite serve --port 9000                 a strict local S3 to develop against
+  condwrite --target minio --json m.json --baseline old.json   fail only on regressions
+  condwrite report a.json b.json --markdown r.md --html r.html --junit junit.xml
+  condwrite targets --json 'minio*'           targets for a CI matrix";
+
+/// Exit status for bad input (a malformed file, an unknown target).
+const EXIT_USAGE: u8 = 2;
+/// Exit status of a failed run, as `cargo test`'s.
+const EXIT_FAILED: u8 = 101;
+
+#[derive(Parser, Debug)]
+#[command(name = "condwrite", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// Targets to check: names from targets.toml, comma-separated or
+    /// repeated; `*` patterns select several [default: embedded]
+    #[arg(long = "target", value_name = "NAME[,NAME...]", action = ArgAction::Append)]
+    targets: Vec<String>,
+
+    /// The targets file [default: ./targets.toml if present, else the built-in one]
+    #[arg(long, value_name = "FILE", global = true)]
+    targets_file: Option<PathBuf>,
+
+    /// A folder of suite files to run instead of the built-in catalog
+    #[arg(long, value_name = "DIR", global = true)]
+    suites: Option<PathBuf>,
+
+    /// Also write the results as JSON to PATH
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+
+    /// Fail the run also when a cell deviates or is unsupported
+    #[arg(long)]
+    strict: bool,
+
+    /// Compare with an earlier `--json` result: list improvements and
+    /// regressions, and fail only on a regression (a cell that got worse)
+    #[arg(long, value_name = "PATH")]
+    baseline: Option<PathBuf>,
+
+    /// Give every request this long, on every target (overrides each
+    /// target's request_timeout_s)
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    request_timeout: Option<u64>,
+
+    /// Trust this CA (a PEM file) for HTTPS endpoints, besides the system's
+    /// (overrides each target's ca_file)
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    test: Arguments,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the embedded reference S3 server on its own until Ctrl-C
+    Serve {
+        /// Port on 127.0.0.1 (0 picks a free one); with --nodes, one port
+        /// per node, comma-separated (nodes without one pick a free port)
+        #[arg(
+            long,
+            value_name = "PORT[,PORT...]",
+            value_delimiter = ',',
+            default_value = "9000"
+        )]
+        port: Vec<u16>,
+        /// Break one rule on purpose (repeatable); README lists the faults,
+        /// and an unknown name prints them
+        #[arg(long = "fault", value_name = "FAULT")]
+        faults: Vec<String>,
+        /// Serve one store on this many ports, like the nodes of a cluster
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8))]
+        nodes: u16,
+    },
+    /// Merge `--json` results of separate runs and render them
+    Report {
+        /// Result files written by `condwrite --json`
+        #[arg(value_name = "IN.json", required = true)]
+        inputs: Vec<PathBuf>,
+        /// Write the merged matrix as Markdown (summary, matrix, legend, reasons)
+        #[arg(long, value_name = "PATH")]
+        markdown: Option<PathBuf>,
+        /// Write one self-contained HTML page; each cell opens its reason,
+        /// evidence and a curl repro
+        #[arg(long, value_name = "PATH")]
+        html: Option<PathBuf>,
+        /// Write JUnit XML: a test case per cell, unsafe and error as failures
+        #[arg(long, value_name = "PATH")]
+        junit: Option<PathBuf>,
+        /// Write the merged result as JSON
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
+        /// Compare with an earlier result; exit 101 only on a regression
+        #[arg(long, value_name = "PATH")]
+        baseline: Option<PathBuf>,
+    },
+    /// List the targets of the targets file (for a CI matrix)
+    Targets {
+        /// Only targets whose name matches (`*` patterns, comma lists)
+        #[arg(value_name = "PATTERN")]
+        pattern: Option<String>,
+        /// A JSON array of {name, kind, description, version}
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the scenario catalog: id, title, operation, AWS reference
+    List {
+        /// `text` for a terminal, `markdown` for a docs page
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ListFormat {
+    Text,
+    Markdown,
+}
+
+/// Restores the default SIGPIPE action so `condwrite --list | head` ends
+/// quietly instead of panicking on a closed pipe.
+fn reset_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called once at start-up, before any thread exists; setting a
+    // signal disposition to its default is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+fn usage_error(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// The program: parses `std::env::args` and runs.
+pub fn main() -> ExitCode {
+    reset_sigpipe();
+    let command = Cli::command()
+        .about(ABOUT)
+        .long_about(ABOUT)
+        .help_template(HELP_TEMPLATE)
+        .after_help(AFTER_HELP);
+    let matches = command.get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return usage_error(format!("cannot start the async runtime: {e}")),
+    };
+    match cli.command {
+        Some(Command::Serve {
+            ref port,
+            ref faults,
+            nodes,
+        }) => serve(&runtime, port, faults, nodes.into()),
+        Some(Command::List { format }) => list(cli.suites.as_deref(), format),
+        Some(Command::Report {
+            ref inputs,
+            ref markdown,
+            ref html,
+            ref junit,
+            ref json,
+            ref baseline,
+        }) => report(
+            inputs,
+            Outputs {
+                markdown: markdown.as_deref(),
+                html: html.as_deref(),
+                junit: junit.as_deref(),
+                json: json.as_deref(),
+            },
+            baseline.as_deref(),
+        ),
+        Some(Command::Targets { ref pattern, json }) => {
+            list_targets(cli.targets_file.as_deref(), pattern.as_deref(), json)
+        }
+        None => check(&runtime, cli),
+    }
+}
+
+fn load_catalog(suites: Option<&Path>) -> Result<Catalog, String> {
+    match suites {
+        Some(dir) => Catalog::load_dir(dir),
+        None => Catalog::builtin(),
+    }
+    .map_err(|e| {
+        format!("{e} (fix the suite file; the format is described at the top of suites/put.toml)")
+    })
+}
+
+fn load_targets(file: Option<&Path>) -> Result<Targets, String> {
+    match file {
+        Some(path) => Targets::load(path),
+        None if Path::new("targets.toml").is_file() => Targets::load(Path::new("targets.toml")),
+        None => Ok(Targets::builtin()),
+    }
+}

@@ -1,0 +1,154 @@
+use super::parse::port_placeholders;
+use super::*;
+
+#[test]
+fn the_shipped_targets_have_one_embedded_target_per_fault() {
+    let t = Targets::builtin();
+    assert_eq!(t.targets[0].name, "embedded");
+    assert!(t.targets[0].faults.is_empty());
+    for f in Fault::ALL {
+        let name = format!("embedded-{f}");
+        let spec = t
+            .targets
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("missing {name}"));
+        assert_eq!(spec.faults, vec![f]);
+    }
+}
+
+#[test]
+fn selection_accepts_lists_and_patterns_and_names_the_known_ones() {
+    let t = Targets::builtin();
+    let s = t.select(&["embedded,embedded-racy".into()]).unwrap();
+    assert_eq!(s.len(), 2);
+    let s = t.select(&["embedded-*".into()]).unwrap();
+    // One target per fault, and the two-node `embedded-cluster`.
+    assert_eq!(s.len(), Fault::ALL.len() + 1);
+    let err = t.select(&["nope".into()]).unwrap_err();
+    assert!(err.contains("unknown target `nope`"), "{err}");
+    assert!(err.contains("embedded-racy"), "{err}");
+}
+
+#[test]
+fn nodes_and_endpoints_are_checked() {
+    let parse = |body: &str| {
+        Targets::parse(
+            "t.toml",
+            &format!("[[target]]\nname = \"x\"\n{body}"),
+            Path::new("."),
+        )
+    };
+    let t = parse("kind = \"embedded\"\nnodes = 3\n").unwrap();
+    assert_eq!(t.targets[0].nodes, 3);
+    let err = parse("kind = \"embedded\"\nnodes = 0\n").unwrap_err();
+    assert!(err.contains("`nodes = 0`: expected 1 to 8"), "{err}");
+    let err = parse("kind = \"process\"\ncommand = [\"x\"]\nnodes = 2\n").unwrap_err();
+    assert!(err.contains("`nodes` does not apply"), "{err}");
+    let t = parse("kind = \"endpoint\"\nendpoints = [\"http://a:1\", \"http://b:2\"]\n").unwrap();
+    let e = t.targets[0].endpoint.as_ref().unwrap();
+    assert_eq!(e.url.as_deref(), Some("http://a:1"));
+    assert_eq!(e.more_urls, vec!["http://b:2".to_owned()]);
+    let err = parse("kind = \"endpoint\"\nurl = \"http://a:1\"\nendpoints = [\"http://b:2\"]\n")
+        .unwrap_err();
+    assert!(err.contains("not both"), "{err}");
+}
+
+#[test]
+fn process_ports_and_endpoints_are_checked() {
+    let parse = |body: &str| {
+        Targets::parse(
+            "t.toml",
+            &format!("[[target]]\nname = \"x\"\nkind = \"process\"\naccess_key = \"a\"\nsecret_key = \"b\"\n{body}"),
+            Path::new("."),
+        )
+    };
+    let t = parse("command = [\"s\", \"{port}\"]\n").unwrap();
+    let p = t.targets[0].process.as_ref().unwrap();
+    assert_eq!(p.ports, 1);
+    assert_eq!(p.endpoints, vec!["http://127.0.0.1:{port}".to_owned()]);
+    let t = parse("command = [\"s\", \"{port1}\"]\nports = 2\nendpoints = [\"http://127.0.0.1:{port}\", \"http://127.0.0.1:{port1}\"]\n").unwrap();
+    assert_eq!(t.targets[0].process.as_ref().unwrap().endpoints.len(), 2);
+    let err = parse("command = [\"s\", \"{port2}\"]\nports = 2\n").unwrap_err();
+    assert!(err.contains("`{port2}` needs `ports = 3` or more"), "{err}");
+    let err = parse("command = [\"s\"]\nready_file = \"{dir}/{port1}\"\n").unwrap_err();
+    assert!(err.contains("`{port1}` needs `ports = 2`"), "{err}");
+    let err = parse("command = [\"s\"]\nports = 0\n").unwrap_err();
+    assert!(err.contains("`ports = 0`: expected 1 to 16"), "{err}");
+    let err = parse("command = [\"s\"]\nendpoints = []\n").unwrap_err();
+    assert!(err.contains("`endpoints` is empty"), "{err}");
+    assert_eq!(
+        port_placeholders("a{port}b{port12}c{portx}{port"),
+        vec![0, 12]
+    );
+}
+
+#[test]
+fn an_unknown_fault_is_reported_with_its_place() {
+    let err = Targets::parse(
+        "t.toml",
+        "[[target]]\nname = \"x\"\nkind = \"embedded\"\nfaults = [\"slow\"]\n",
+        Path::new("."),
+    )
+    .unwrap_err();
+    assert!(err.starts_with("t.toml:4:"), "{err}");
+    assert!(err.contains("unknown fault `slow`"), "{err}");
+}
+
+#[test]
+fn an_unknown_field_is_refused_at_every_level_with_its_place() {
+    let entry = "[[target]]\nname = \"x\"\nkind = \"embedded\"\n";
+    for (text, line) in [
+        (format!("colour = 1\n{entry}"), 1),
+        (format!("{entry}colour = 1\n"), 4),
+    ] {
+        let err = Targets::parse("t.toml", &text, Path::new(".")).unwrap_err();
+        assert!(err.contains("unknown field `colour`"), "{err}");
+        assert!(err.starts_with(&format!("t.toml:{line}:")), "{err}");
+    }
+}
+
+#[test]
+fn an_unknown_kind_says_which_kinds_exist() {
+    let err = Targets::parse(
+        "t.toml",
+        "[[target]]\nname = \"x\"\nkind = \"ftp\"\n",
+        Path::new("."),
+    )
+    .unwrap_err();
+    assert!(err.starts_with("t.toml:3:"), "{err}");
+    assert!(err.contains("embedded") && err.contains("process"), "{err}");
+}
+
+#[test]
+fn fields_of_another_kind_are_refused() {
+    let err = Targets::parse(
+        "t.toml",
+        "[[target]]\nname = \"x\"\nkind = \"embedded\"\ncommand = [\"x\"]\n",
+        Path::new("."),
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("`command` does not apply to kind = \"embedded\""),
+        "{err}"
+    );
+    let err = Targets::parse(
+        "t.toml",
+        "[[target]]\nname = \"x\"\nkind = \"endpoint\"\nurl = \"http://h\"\naccess_key_env = \"A\"\n",
+        Path::new("."),
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("both `access_key_env` and `secret_key_env`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn glob_patterns_match_as_expected() {
+    assert!(glob_match("minio*", "minio-2024"));
+    assert!(glob_match("*racy", "embedded-racy"));
+    assert!(glob_match("e*-*y", "embedded-racy"));
+    assert!(!glob_match("minio*", "embedded"));
+    assert!(!glob_match("ab*ba", "aba"));
+}
