@@ -174,10 +174,13 @@ pub(super) fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
         |t| plan.needed.contains(&t.name),
         &say,
     )));
-    watch_stalls(runtime, session.healths());
+    let stalls = StallWatch::new(session.healths());
+    stalls.watch(runtime);
     let results: Arc<Mutex<Vec<CellResult>>> = Arc::default();
     let trials = trials(runtime, &plan, &session, &results, cli.strict);
     let conclusion = libtest_mimic::run(&cli.test, trials);
+    // A stall in the last quarter second before the end is said here.
+    stalls.say_new();
     if SIGNALLED.load(Ordering::SeqCst) != 0 {
         // The signal handler is cleaning up and ends the process with the
         // signal's exit code; the trials that ended early prove nothing.
@@ -257,19 +260,42 @@ fn say(e: Event, quiet_start: bool) {
 }
 
 /// Says once, when it happens, that a target stopped answering.
-fn watch_stalls(runtime: &tokio::runtime::Runtime, watched: Vec<(String, Arc<Health>)>) {
-    runtime.spawn(async move {
-        let mut said = vec![false; watched.len()];
-        loop {
-            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-            for (i, (name, health)) in watched.iter().enumerate() {
-                if let (false, Some(why)) = (said[i], health.stalled()) {
-                    eprintln!("warning: target {name}: {why}; its remaining cells end as error");
-                    said[i] = true;
-                }
+#[derive(Clone)]
+struct StallWatch {
+    watched: Arc<Vec<(String, Arc<Health>)>>,
+    said: Arc<Mutex<Vec<bool>>>,
+}
+
+impl StallWatch {
+    fn new(watched: Vec<(String, Arc<Health>)>) -> Self {
+        let said = Arc::new(Mutex::new(vec![false; watched.len()]));
+        StallWatch {
+            watched: Arc::new(watched),
+            said,
+        }
+    }
+
+    /// Looks every quarter second while the run goes on.
+    fn watch(&self, runtime: &tokio::runtime::Runtime) {
+        let this = self.clone();
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                this.say_new();
+            }
+        });
+    }
+
+    /// Says every stall not said yet.
+    fn say_new(&self) {
+        let mut said = self.said.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, (name, health)) in self.watched.iter().enumerate() {
+            if let (false, Some(why)) = (said[i], health.stalled()) {
+                eprintln!("warning: target {name}: {why}; its remaining cells end as error");
+                said[i] = true;
             }
         }
-    });
+    }
 }
 
 pub(super) fn print_report(report: &Report, to_stderr: bool) {

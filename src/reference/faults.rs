@@ -1,0 +1,146 @@
+//! Fault profiles: the rules of AWS's semantics the reference server can
+//! break on purpose, so every scenario is shown to fail on a store that
+//! breaks what it checks.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// One rule of AWS's semantics that a fault profile breaks on purpose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Fault {
+    /// `If-None-Match` is ignored on writes: create-only PUTs overwrite.
+    IgnoreIfNoneMatch,
+    /// `If-Match` is ignored on writes: stale or missing-key writes go through.
+    IgnoreIfMatch,
+    /// The precondition is checked, then the server yields before writing,
+    /// without a lock, so concurrent writers can all pass the check.
+    Racy,
+    /// `If-Match` on a missing key answers 412 instead of AWS's 404 NoSuchKey.
+    MissingIfMatch412,
+    /// `If-Match` is compared verbatim with the unquoted ETag, so the quoted
+    /// ETag the server itself returned never matches (Ceph RGW 16 does this
+    /// on PutObject).
+    UnquotedIfMatch,
+    /// PutObject, CopyObject and CompleteMultipartUpload answers carry no
+    /// ETag.
+    NoEtagOnWrite,
+    /// GetObject and HeadObject ignore every conditional header.
+    IgnoreReadConditions,
+    /// PutObject evaluates `If-None-Match: <etag>` and both headers together
+    /// as RFC 9110 does, where AWS answers 501 NotImplemented.
+    RfcIfNoneMatch,
+    /// DeleteObject refuses `If-Match` with 501 NotImplemented.
+    NoConditionalDelete,
+    /// Any `If-None-Match` value is taken as `*`: "matches whatever exists".
+    IfNoneMatchAsStar,
+    /// `If-Match` is compared verbatim with the quoted ETag, so an unquoted
+    /// ETag never matches.
+    QuotedIfMatchOnly,
+    /// An `If-Match` that is not one plain ETag (a weak tag, a list, `*`)
+    /// is not understood and the write goes through unconditionally.
+    IgnoreUnparsedIfMatch,
+    /// Multipart conditions are checked at CreateMultipartUpload, the one
+    /// place AWS ignores them, and not at CompleteMultipartUpload.
+    MultipartChecksAtCreate,
+    /// CopyObject ignores the destination's `If-Match` / `If-None-Match`.
+    IgnoreCopyConditions,
+    /// CopyObject writes the destination first and checks its conditions
+    /// afterwards: a refused copy has already replaced the bytes.
+    CopyWritesBeforeCheck,
+    /// DeleteObjects ignores the per-object `ETag` conditions.
+    DeleteObjectsIgnoresEtag,
+    /// In a versioned bucket, a key whose current version is a delete
+    /// marker counts as existing (an object without ETag).
+    DeleteMarkerCountsAsObject,
+    /// Each node of a cluster checks and writes under a lock of its own:
+    /// writers on one node are serialised, writers on two nodes race.
+    NodeLocalLock,
+    /// A conditional write (PUT, COPY, CompleteMultipartUpload, DELETE)
+    /// whose condition holds is acknowledged, but not applied.
+    AckWithoutWrite,
+    /// A conditional write whose condition fails is answered 412, and
+    /// applied all the same.
+    RefuseAndWrite,
+    /// The first conditional write to each key whose condition holds is
+    /// applied, then answered 500 InternalError (a correct store behind a
+    /// flaky answer path: the outcome is unknown, nothing is lost).
+    Answer500AfterWrite,
+}
+
+impl Fault {
+    /// Every fault, in the order documentation lists them.
+    pub const ALL: [Fault; 21] = [
+        Fault::IgnoreIfNoneMatch,
+        Fault::IgnoreIfMatch,
+        Fault::Racy,
+        Fault::MissingIfMatch412,
+        Fault::UnquotedIfMatch,
+        Fault::NoEtagOnWrite,
+        Fault::IgnoreReadConditions,
+        Fault::RfcIfNoneMatch,
+        Fault::NoConditionalDelete,
+        Fault::IfNoneMatchAsStar,
+        Fault::QuotedIfMatchOnly,
+        Fault::IgnoreUnparsedIfMatch,
+        Fault::MultipartChecksAtCreate,
+        Fault::IgnoreCopyConditions,
+        Fault::CopyWritesBeforeCheck,
+        Fault::DeleteObjectsIgnoresEtag,
+        Fault::DeleteMarkerCountsAsObject,
+        Fault::NodeLocalLock,
+        Fault::AckWithoutWrite,
+        Fault::RefuseAndWrite,
+        Fault::Answer500AfterWrite,
+    ];
+
+    /// The name used in targets.toml.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::IgnoreIfNoneMatch => "ignore-if-none-match",
+            Fault::IgnoreIfMatch => "ignore-if-match",
+            Fault::Racy => "racy",
+            Fault::MissingIfMatch412 => "missing-if-match-412",
+            Fault::UnquotedIfMatch => "unquoted-if-match",
+            Fault::NoEtagOnWrite => "no-etag-on-write",
+            Fault::IgnoreReadConditions => "ignore-read-conditions",
+            Fault::RfcIfNoneMatch => "rfc-if-none-match",
+            Fault::NoConditionalDelete => "no-conditional-delete",
+            Fault::IfNoneMatchAsStar => "if-none-match-as-star",
+            Fault::QuotedIfMatchOnly => "quoted-if-match-only",
+            Fault::IgnoreUnparsedIfMatch => "ignore-unparsed-if-match",
+            Fault::MultipartChecksAtCreate => "multipart-checks-at-create",
+            Fault::IgnoreCopyConditions => "ignore-copy-conditions",
+            Fault::CopyWritesBeforeCheck => "copy-writes-before-check",
+            Fault::DeleteObjectsIgnoresEtag => "delete-objects-ignores-etag",
+            Fault::DeleteMarkerCountsAsObject => "delete-marker-counts-as-object",
+            Fault::NodeLocalLock => "node-local-lock",
+            Fault::AckWithoutWrite => "ack-without-write",
+            Fault::RefuseAndWrite => "refuse-and-write",
+            Fault::Answer500AfterWrite => "answer-500-after-write",
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Fault {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Fault::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| {
+                let known: Vec<_> = Fault::ALL.iter().map(|f| f.name()).collect();
+                format!("unknown fault `{s}`; known faults: {}", known.join(", "))
+            })
+    }
+}
+
+/// How long a `racy` server sleeps between its check and its write.
+pub(super) const RACY_WINDOW: Duration = Duration::from_millis(30);
