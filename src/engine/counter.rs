@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::model::Verdict;
-use crate::model::{Outcome, Precondition};
+use crate::model::{Outcome, Precondition, Verdict};
+use crate::store::Store;
 
 use super::grade::{is_unsupported_answer, ms, tally, Findings, Graded, Reason};
 use super::state::{preview, Expected, State};
@@ -85,68 +85,17 @@ impl Run<'_> {
         self.expected
             .insert(key.to_owned(), Expected::Body(Bytes::from("0")));
         self.read_expected(key).await?;
-        let done = Arc::new(AtomicU32::new(0));
-        let attempts = Arc::new(AtomicU32::new(0));
-        let max_attempts = increments * 10 + workers * 4;
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let bounds = Arc::new(Bounds {
+            done: AtomicU32::new(0),
+            attempts: AtomicU32::new(0),
+            increments,
+            max_attempts: increments * 10 + workers * 4,
+            deadline: Instant::now() + Duration::from_secs(60),
+        });
         let mut tasks = Vec::new();
         for worker in 0..workers {
             let store = self.stores[worker as usize % self.stores.len()].clone();
-            let key = key.to_owned();
-            let (done, attempts) = (done.clone(), attempts.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut seen = WorkerSeen::default();
-                while done.load(Ordering::SeqCst) < increments
-                    && attempts.fetch_add(1, Ordering::SeqCst) < max_attempts
-                    && Instant::now() < deadline
-                {
-                    let got = match store.get(&key, &Precondition::none()).await {
-                        Ok(o) if o.is_success() => o,
-                        Ok(o) => {
-                            // A store hiccup (a 500 under load): try again,
-                            // within the bounds, and report it.
-                            seen.odd.push(o);
-                            continue;
-                        }
-                        Err(e) => {
-                            seen.lost_reads.push(e.message);
-                            continue;
-                        }
-                    };
-                    let text = String::from_utf8_lossy(got.body.as_deref().unwrap_or_default())
-                        .into_owned();
-                    let (Ok(value), Some(etag)) = (text.trim().parse::<u64>(), got.etag.clone())
-                    else {
-                        seen.stopped.push(format!(
-                            "the counter read back as {} with ETag {:?}",
-                            preview(text.as_bytes()),
-                            got.etag
-                        ));
-                        break;
-                    };
-                    let next = Bytes::from((value + 1).to_string());
-                    match store.put(&key, next, &Precondition::if_match(&etag)).await {
-                        Ok(o) if o.is_success() => {
-                            seen.acknowledged += 1;
-                            done.fetch_add(1, Ordering::SeqCst);
-                        }
-                        Ok(o) if o.status == 412 || o.status == 409 => seen.conflicts += 1,
-                        Ok(o) if o.status >= 500 && o.status != 501 => {
-                            seen.unknown += 1;
-                            seen.odd.push(o);
-                        }
-                        Ok(o) => {
-                            let refused = is_unsupported_answer(&o);
-                            seen.odd.push(o);
-                            if refused {
-                                break;
-                            }
-                        }
-                        Err(_) => seen.unknown += 1,
-                    }
-                }
-                seen
-            }));
+            tasks.push(tokio::spawn(count(store, key.to_owned(), bounds.clone())));
         }
         let mut all = WorkerSeen::default();
         for task in tasks {
@@ -175,7 +124,10 @@ impl Run<'_> {
             final_value,
             workers,
             increments,
-            attempts.load(Ordering::SeqCst).min(max_attempts),
+            bounds
+                .attempts
+                .load(Ordering::SeqCst)
+                .min(bounds.max_attempts),
         );
         if let (Some(d), true) = (last.late, graded.verdict <= Verdict::Deviates) {
             graded.verdict = graded.verdict.max(Verdict::Deviates);
@@ -186,6 +138,74 @@ impl Run<'_> {
         }
         Ok(graded)
     }
+}
+
+/// The shared bounds of a counter's workers: they stop once `increments`
+/// were acknowledged, after `max_attempts` attempts, or at the deadline.
+struct Bounds {
+    done: AtomicU32,
+    attempts: AtomicU32,
+    increments: u32,
+    max_attempts: u32,
+    deadline: Instant,
+}
+
+impl Bounds {
+    fn go_on(&self) -> bool {
+        self.done.load(Ordering::SeqCst) < self.increments
+            && self.attempts.fetch_add(1, Ordering::SeqCst) < self.max_attempts
+            && Instant::now() < self.deadline
+    }
+}
+
+/// One worker's read-modify-write loop on the counter under If-Match.
+async fn count(store: Store, key: String, bounds: Arc<Bounds>) -> WorkerSeen {
+    let mut seen = WorkerSeen::default();
+    while bounds.go_on() {
+        let got = match store.get(&key, &Precondition::none()).await {
+            Ok(o) if o.is_success() => o,
+            Ok(o) => {
+                // A store hiccup (a 500 under load): try again, within the
+                // bounds, and report it.
+                seen.odd.push(o);
+                continue;
+            }
+            Err(e) => {
+                seen.lost_reads.push(e.message);
+                continue;
+            }
+        };
+        let text = String::from_utf8_lossy(got.body.as_deref().unwrap_or_default()).into_owned();
+        let (Ok(value), Some(etag)) = (text.trim().parse::<u64>(), got.etag.clone()) else {
+            seen.stopped.push(format!(
+                "the counter read back as {} with ETag {:?}",
+                preview(text.as_bytes()),
+                got.etag
+            ));
+            break;
+        };
+        let next = Bytes::from((value + 1).to_string());
+        match store.put(&key, next, &Precondition::if_match(&etag)).await {
+            Ok(o) if o.is_success() => {
+                seen.acknowledged += 1;
+                bounds.done.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(o) if o.status == 412 || o.status == 409 => seen.conflicts += 1,
+            Ok(o) if o.status >= 500 && o.status != 501 => {
+                seen.unknown += 1;
+                seen.odd.push(o);
+            }
+            Ok(o) => {
+                let refused = is_unsupported_answer(&o);
+                seen.odd.push(o);
+                if refused {
+                    break;
+                }
+            }
+            Err(_) => seen.unknown += 1,
+        }
+    }
+    seen
 }
 
 /// Grades a CAS counter: the final value must lie in [acknowledged,

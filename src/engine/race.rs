@@ -175,111 +175,20 @@ pub(crate) fn grade_race(rounds: &[RoundSeen], allowed: u32, loser_status: &[u16
         "{allowed} winner per round of {racers}, losers {}, object holds the winner's body",
         statuses.join("/")
     );
-    let mut f = Findings::default();
     let mut notes: Vec<(u32, Verdict, String)> = Vec::new();
     let mut per_round = Vec::new();
     let mut overrun = 0;
     let mut unanswered = 0;
     for r in rounds {
-        let mut won: Vec<&str> = Vec::new();
-        let mut lost: Vec<(&str, &Outcome)> = Vec::new();
-        let mut unknown: Vec<&str> = Vec::new();
-        for (body, res) in &r.results {
-            match Answer::of(res) {
-                Answer::Acknowledged(_) => won.push(body),
-                Answer::Refused(o) => lost.push((body, o)),
-                Answer::Unknown(_) => unknown.push(body),
-            }
-        }
-        unanswered += unknown.len();
-        per_round.push(won.len().to_string());
-        let mut note = |v: Verdict, text: String| notes.push((r.round, v, text));
-        if won.len() > allowed as usize {
+        let judged = judge_round(r, loser_status);
+        unanswered += judged.unknown;
+        per_round.push(judged.won.to_string());
+        if judged.won > allowed as usize {
             // The per-round winner counts in the reason already say how many.
             overrun += 1;
-            note(Verdict::Unsafe, String::new());
+            notes.push((r.round, Verdict::Unsafe, String::new()));
         }
-        let after = &r.after.state;
-        let holder = r
-            .results
-            .iter()
-            .map(|(b, _)| b.as_str())
-            .find(|b| after.holds(b.as_bytes()));
-        match holder {
-            Some(h) if lost.iter().any(|(b, _)| *b == h) => {
-                let (_, o) = lost.iter().find(|(b, _)| *b == h).unwrap();
-                note(
-                    Verdict::Unsafe,
-                    format!(
-                        "the object holds {}, whose write was refused ({})",
-                        preview(h.as_bytes()),
-                        o.status_line()
-                    ),
-                );
-            }
-            Some(h) if !won.is_empty() && !won.contains(&h) => note(
-                Verdict::Unsafe,
-                format!(
-                    "the object holds {}, whose answer was lost, though another racer won: two writes landed",
-                    preview(h.as_bytes())
-                ),
-            ),
-            Some(_) => {}
-            None if !won.is_empty() => note(
-                Verdict::Unsafe,
-                format!("no winner's body is stored: {}", after.describe()),
-            ),
-            None if !after.same_as(&r.base) => note(
-                Verdict::Unsafe,
-                format!(
-                    "no racer is known to have won, yet the object changed to {}",
-                    after.describe()
-                ),
-            ),
-            None if !unknown.is_empty() => note(
-                Verdict::Error,
-                format!(
-                    "no racer is known to have won and the object is unchanged, but {} answers were lost: the round cannot be judged",
-                    unknown.len()
-                ),
-            ),
-            None => {
-                let outcomes: Vec<&Outcome> = lost.iter().map(|(_, o)| *o).collect();
-                if outcomes.iter().all(|o| is_unsupported_answer(o)) {
-                    note(
-                        Verdict::Unsupported,
-                        format!("every racer was refused: {}", tally(&outcomes)),
-                    );
-                } else {
-                    note(
-                        Verdict::Deviates,
-                        format!("no racer won: {}", tally(&outcomes)),
-                    );
-                }
-            }
-        }
-        if !won.is_empty() || holder.is_some() {
-            let odd: Vec<&Outcome> = lost
-                .iter()
-                .map(|(_, o)| *o)
-                .filter(|o| !loser_status.contains(&o.status))
-                .collect();
-            if !odd.is_empty() {
-                note(
-                    Verdict::Deviates,
-                    format!("losers answered {}", tally(&odd)),
-                );
-            }
-        }
-        if let Some(d) = r.after.late {
-            note(
-                Verdict::Deviates,
-                format!(
-                    "read-after-write is not strong: the winner's body showed after {} ms",
-                    ms(d)
-                ),
-            );
-        }
+        notes.extend(judged.notes.into_iter().map(|(v, t)| (r.round, v, t)));
     }
     let mut actual = format!("winners per round [{}]", per_round.join(", "));
     if overrun > 0 {
@@ -288,29 +197,7 @@ pub(crate) fn grade_race(rounds: &[RoundSeen], allowed: u32, loser_status: &[u16
             rounds.len()
         ));
     }
-    // The same observation in several rounds is said once, with its rounds.
-    let mut grouped: Vec<(Vec<u32>, Verdict, &str)> = Vec::new();
-    for (round, v, text) in &notes {
-        f.add(*v, "");
-        if text.is_empty() {
-            continue;
-        }
-        match grouped.iter_mut().find(|(_, _, t)| t == text) {
-            Some((rounds, _, _)) => rounds.push(*round),
-            None => grouped.push((vec![*round], *v, text)),
-        }
-    }
-    for (seen_in, v, text) in grouped {
-        let which = if seen_in.len() == rounds.len() && rounds.len() > 1 {
-            "every round".to_owned()
-        } else if seen_in.len() == 1 {
-            format!("round {}", seen_in[0])
-        } else {
-            let list: Vec<String> = seen_in.iter().map(u32::to_string).collect();
-            format!("rounds {}", list.join(", "))
-        };
-        f.add(v, format!("{which}: {text}"));
-    }
+    let mut f = grouped_by_round(&notes, rounds.len());
     if unanswered > 0 {
         f.add(
             Verdict::Pass,
@@ -326,6 +213,145 @@ pub(crate) fn grade_race(rounds: &[RoundSeen], allowed: u32, loser_status: &[u16
         actual,
     }
     .graded(f)
+}
+
+/// What one race round showed.
+struct RoundJudged {
+    won: usize,
+    unknown: usize,
+    notes: Vec<(Verdict, String)>,
+}
+
+/// Judges one round from its answers and the object read back after it.
+fn judge_round(r: &RoundSeen, loser_status: &[u16]) -> RoundJudged {
+    let mut won: Vec<&str> = Vec::new();
+    let mut lost: Vec<(&str, &Outcome)> = Vec::new();
+    let mut unknown: Vec<&str> = Vec::new();
+    for (body, res) in &r.results {
+        match Answer::of(res) {
+            Answer::Acknowledged(_) => won.push(body),
+            Answer::Refused(o) => lost.push((body, o)),
+            Answer::Unknown(_) => unknown.push(body),
+        }
+    }
+    let mut notes = Vec::new();
+    let mut note = |v: Verdict, text: String| notes.push((v, text));
+    let after = &r.after.state;
+    let holder = r
+        .results
+        .iter()
+        .map(|(b, _)| b.as_str())
+        .find(|b| after.holds(b.as_bytes()));
+    let refused_holder = holder.and_then(|h| lost.iter().find(|(b, _)| *b == h));
+    match holder {
+        Some(h) if refused_holder.is_some() => {
+            let (_, o) = refused_holder.expect("just matched");
+            note(
+                Verdict::Unsafe,
+                format!(
+                    "the object holds {}, whose write was refused ({})",
+                    preview(h.as_bytes()),
+                    o.status_line()
+                ),
+            );
+        }
+        Some(h) if !won.is_empty() && !won.contains(&h) => note(
+            Verdict::Unsafe,
+            format!(
+                "the object holds {}, whose answer was lost, though another racer won: two writes landed",
+                preview(h.as_bytes())
+            ),
+        ),
+        Some(_) => {}
+        None if !won.is_empty() => note(
+            Verdict::Unsafe,
+            format!("no winner's body is stored: {}", after.describe()),
+        ),
+        None if !after.same_as(&r.base) => note(
+            Verdict::Unsafe,
+            format!(
+                "no racer is known to have won, yet the object changed to {}",
+                after.describe()
+            ),
+        ),
+        None if !unknown.is_empty() => note(
+            Verdict::Error,
+            format!(
+                "no racer is known to have won and the object is unchanged, but {} answers were lost: the round cannot be judged",
+                unknown.len()
+            ),
+        ),
+        None => {
+            let outcomes: Vec<&Outcome> = lost.iter().map(|(_, o)| *o).collect();
+            if outcomes.iter().all(|o| is_unsupported_answer(o)) {
+                note(
+                    Verdict::Unsupported,
+                    format!("every racer was refused: {}", tally(&outcomes)),
+                );
+            } else {
+                note(
+                    Verdict::Deviates,
+                    format!("no racer won: {}", tally(&outcomes)),
+                );
+            }
+        }
+    }
+    if !won.is_empty() || holder.is_some() {
+        let odd: Vec<&Outcome> = lost
+            .iter()
+            .map(|(_, o)| *o)
+            .filter(|o| !loser_status.contains(&o.status))
+            .collect();
+        if !odd.is_empty() {
+            note(
+                Verdict::Deviates,
+                format!("losers answered {}", tally(&odd)),
+            );
+        }
+    }
+    if let Some(d) = r.after.late {
+        note(
+            Verdict::Deviates,
+            format!(
+                "read-after-write is not strong: the winner's body showed after {} ms",
+                ms(d)
+            ),
+        );
+    }
+    RoundJudged {
+        won: won.len(),
+        unknown: unknown.len(),
+        notes,
+    }
+}
+
+/// The findings of every round, the same observation in several rounds said
+/// once, with its rounds. A note without text only sets the verdict.
+fn grouped_by_round(notes: &[(u32, Verdict, String)], rounds: usize) -> Findings {
+    let mut f = Findings::default();
+    let mut grouped: Vec<(Vec<u32>, Verdict, &str)> = Vec::new();
+    for (round, v, text) in notes {
+        f.add(*v, "");
+        if text.is_empty() {
+            continue;
+        }
+        match grouped.iter_mut().find(|(_, _, t)| t == text) {
+            Some((seen_in, _, _)) => seen_in.push(*round),
+            None => grouped.push((vec![*round], *v, text)),
+        }
+    }
+    for (seen_in, v, text) in grouped {
+        let which = if seen_in.len() == rounds && rounds > 1 {
+            "every round".to_owned()
+        } else if seen_in.len() == 1 {
+            format!("round {}", seen_in[0])
+        } else {
+            let list: Vec<String> = seen_in.iter().map(u32::to_string).collect();
+            format!("rounds {}", list.join(", "))
+        };
+        f.add(v, format!("{which}: {text}"));
+    }
+    f
 }
 
 #[cfg(test)]
