@@ -256,31 +256,56 @@ impl Finished {
     }
 }
 
+/// What [`run`] returns: the report, and what it left behind.
+pub struct Ran {
+    pub report: Report,
+    /// Whether cleaning up some target failed.
+    pub cleanup_failed: bool,
+    /// Per started target, what its scenarios left under the run's prefix
+    /// before the stop swept it (a scenario cleans up after itself, so
+    /// this is empty on a store that deletes what it is told to), or why
+    /// it could not be listed.
+    pub leftovers: Vec<(String, Result<Vec<String>, String>)>,
+}
+
 /// Runs `catalog` on `specs`: starts them, runs every cell (`concurrency`
-/// at a time, across targets), stops them. The report, and whether a
-/// clean-up failed.
+/// at a time, across targets), lists what each target kept, stops them.
 pub async fn run(
     specs: Vec<TargetSpec>,
     catalog: &Catalog,
     concurrency: usize,
     on: &(dyn Fn(Event) + Sync),
-) -> (Report, bool) {
+) -> Ran {
     let session = Session::start(specs, |_| true, on).await;
-    let cells: Vec<(String, &Scenario)> = session
-        .specs
-        .iter()
-        .flat_map(|t| catalog.scenarios.iter().map(|s| (t.name.clone(), s)))
-        .collect();
-    let results: Vec<CellResult> = futures::stream::iter(cells)
-        .map(|(t, s)| {
-            let session = &session;
-            async move { session.cell(&t, s).await }
-        })
-        .buffer_unordered(concurrency.max(1))
-        .filter_map(|c| async move { c })
-        .collect()
-        .await;
+    let results = session.cells(catalog, concurrency).await;
+    let mut leftovers = Vec::new();
+    for spec in &session.specs {
+        if session.live(&spec.name).is_some() {
+            leftovers.push((spec.name.clone(), session.leftovers(&spec.name).await));
+        }
+    }
     let finished = session.stop(on).await;
-    let report = finished.report(catalog, results);
-    (report, finished.cleanup_failed)
+    Ran {
+        report: finished.report(catalog, results),
+        cleanup_failed: finished.cleanup_failed,
+        leftovers,
+    }
+}
+
+impl Session {
+    /// Runs every scenario of `catalog` on every started (or failed) target,
+    /// `concurrency` cells at a time, across targets.
+    pub async fn cells(&self, catalog: &Catalog, concurrency: usize) -> Vec<CellResult> {
+        let cells: Vec<(String, &Scenario)> = self
+            .live
+            .iter()
+            .flat_map(|(t, _)| catalog.scenarios.iter().map(|s| (t.clone(), s)))
+            .collect();
+        futures::stream::iter(cells)
+            .map(|(t, s)| async move { self.cell(&t, s).await })
+            .buffer_unordered(concurrency.max(1))
+            .filter_map(|c| async move { c })
+            .collect()
+            .await
+    }
 }

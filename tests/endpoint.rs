@@ -6,8 +6,8 @@ mod common;
 use std::path::Path;
 
 use condwrite::catalog::Catalog;
-use condwrite::engine;
 use condwrite::model::Verdict;
+use condwrite::runner::Session;
 use condwrite::store::{ClientSettings, Store};
 use condwrite::targets::{LiveTarget, Targets, EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY};
 
@@ -46,14 +46,18 @@ fn a_given_bucket_is_used_under_a_prefix_and_kept() {
         let s = endpoint(&format!(
             "url = \"{url}\"\nbucket = \"given-bucket\"\naccess_key_env = \"CONDWRITE_TEST_EP_AK\"\nsecret_key_env = \"CONDWRITE_TEST_EP_SK\""
         ));
-        let live = LiveTarget::start(&s).await.unwrap();
+        let catalog = Catalog::builtin().unwrap();
+        let session = Session::start(vec![s], |_| true, &|_| {}).await;
+        let live = session.live("ep").expect("started");
         assert!(!live.prefix().is_empty(), "a shared bucket needs a run prefix");
         assert_eq!(live.store().bucket(), "given-bucket");
-        let catalog = Catalog::builtin().unwrap();
+        let cells = session.cells(&catalog, 4).await;
+        assert_eq!(session.leftovers("ep").await, Ok(vec![]));
+        let finished = session.stop(&|e| panic!("{e:?}")).await;
+        assert!(!finished.cleanup_failed);
         let mut verdicts = Vec::new();
-        for scenario in &catalog.scenarios {
-            let prefix = format!("{}{}/", live.prefix(), scenario.id);
-            let j = engine::run(&live.site(), scenario, &prefix).await;
+        for cell in cells {
+            let scenario = catalog.scenarios.iter().find(|s| s.id == cell.scenario).unwrap();
             // What the scenario gets when the store is right: versioning
             // needs a bucket of its own, which a given bucket is not.
             let want = if scenario.versioning {
@@ -61,9 +65,8 @@ fn a_given_bucket_is_used_under_a_prefix_and_kept() {
             } else {
                 scenario.baseline()
             };
-            verdicts.push((scenario.id.clone(), want, j.verdict, j.reason));
+            verdicts.push((cell.scenario, want, cell.verdict, cell.reason));
         }
-        live.stop().await.unwrap();
         // The bucket is still there (stop deleted no bucket) and empty.
         let left = owner.list("").await.unwrap();
         let delete = owner.delete_bucket().await;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use condwrite::catalog::Catalog;
 use condwrite::engine;
+use condwrite::runner;
 use condwrite::targets::{LiveTarget, Targets};
 
 fn spec(entry: &str) -> condwrite::targets::TargetSpec {
@@ -54,23 +55,32 @@ async fn a_process_target_runs_the_catalog_and_is_stopped() {
     let s = spec(&format!(
         "command = [\"{exe}\", \"serve\", \"--port\", \"{{port}}\"]\nready_path = \"/\""
     ));
-    let live = LiveTarget::start(&s)
-        .await
-        .expect("serve starts as a process");
-    let url = live.settings.endpoint_url.clone();
     let catalog = Catalog::builtin().unwrap();
-    for scenario in &catalog.scenarios {
-        let prefix = format!("{}p/{}/", live.prefix(), scenario.id);
-        let j = engine::run(&live.site(), scenario, &prefix).await;
+    let ran = runner::run(vec![s], &catalog, 4, &|e| {
+        assert!(matches!(e, runner::Event::Starting { .. }), "{e:?}")
+    })
+    .await;
+    assert!(!ran.cleanup_failed);
+    assert_eq!(ran.leftovers, vec![("t".to_owned(), Ok(vec![]))]);
+    assert_eq!(ran.report.results.len(), catalog.scenarios.len());
+    for cell in &ran.report.results {
+        let scenario = catalog
+            .scenarios
+            .iter()
+            .find(|s| s.id == cell.scenario)
+            .unwrap();
         assert_eq!(
-            j.verdict,
+            cell.verdict,
             scenario.baseline(),
             "{}: {}",
-            scenario.id,
-            j.reason
+            cell.scenario,
+            cell.reason
         );
     }
-    live.stop().await.unwrap();
+    let url = ran.report.targets[0]
+        .endpoint
+        .clone()
+        .expect("the URL it used");
     let addr = url.trim_start_matches("http://").to_owned();
     let refused = std::net::TcpStream::connect(addr).is_err();
     assert!(refused, "the server still accepts connections after stop");

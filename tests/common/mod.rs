@@ -1,4 +1,7 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests (each test file uses some).
+#![allow(dead_code)]
+
+pub mod pins;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -20,7 +23,6 @@ impl Served {
     }
 
     /// As [`Served::start`], with more `serve` arguments (`--fault F`).
-    #[allow(dead_code)]
     pub fn start_with(args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_condwrite"))
             .args(["serve", "--port", "0"])
