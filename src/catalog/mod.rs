@@ -329,7 +329,7 @@ impl Catalog {
     /// The catalog as a Markdown page for the docs: a table per operation
     /// with what AWS answers and the page it is documented on.
     pub fn to_markdown(&self) -> String {
-        let cell = |t: &str| t.replace('|', "\\|");
+        let cell = |t: &str| t.replace('|', "\\|").replace('<', "&lt;");
         let mut out = String::from(
             "# The condwrite catalog\n\nEvery scenario condwrite runs, with what AWS S3 answers and the AWS documentation it follows.\n",
         );

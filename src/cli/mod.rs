@@ -11,6 +11,7 @@
 
 mod check;
 mod commands;
+pub mod docs;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -111,7 +112,7 @@ enum Command {
             default_value = "9000"
         )]
         port: Vec<u16>,
-        /// Break one rule on purpose (repeatable); README lists the faults,
+        /// Break one rule on purpose (repeatable); docs/faults.md lists them,
         /// and an unknown name prints them
         #[arg(long = "fault", value_name = "FAULT")]
         faults: Vec<String>,
@@ -140,6 +141,13 @@ enum Command {
         /// Compare with an earlier result; exit 101 only on a regression
         #[arg(long, value_name = "PATH")]
         baseline: Option<PathBuf>,
+    },
+    /// Write the generated reference pages (scenarios, faults, targets)
+    /// into DIR
+    Docs {
+        /// The folder to write into (this repository keeps them in docs/)
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
     },
     /// List the targets of the targets file (for a CI matrix)
     Targets {
@@ -206,6 +214,7 @@ pub fn main() -> ExitCode {
             ref faults,
             nodes,
         }) => serve(&runtime, port, faults, nodes.into()),
+        Some(Command::Docs { ref dir }) => docs::docs(dir),
         Some(Command::List { format }) => list(cli.suites.as_deref(), format),
         Some(Command::Report {
             ref inputs,

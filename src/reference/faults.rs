@@ -120,6 +120,32 @@ impl Fault {
             Fault::Answer500AfterWrite => "answer-500-after-write",
         }
     }
+    /// What the fault breaks, in one line (docs/faults.md).
+    pub fn what(self) -> &'static str {
+        match self {
+            Fault::IgnoreIfNoneMatch => "ignores If-None-Match on writes",
+            Fault::IgnoreIfMatch => "ignores If-Match on writes (PUT and DELETE)",
+            Fault::Racy => "checks the precondition, then yields before writing, without a lock",
+            Fault::MissingIfMatch412 => "412 instead of 404 for If-Match on a missing key",
+            Fault::UnquotedIfMatch => "compares If-Match with the unquoted ETag only, so the quoted ETag it returned never matches (Ceph RGW 16 on PUT)",
+            Fault::NoEtagOnWrite => "PutObject, CopyObject and CompleteMultipartUpload answers carry no ETag",
+            Fault::IgnoreReadConditions => "GET and HEAD ignore conditional headers",
+            Fault::RfcIfNoneMatch => "evaluates `If-None-Match: <etag>` and both headers as RFC 9110 does, where AWS answers 501",
+            Fault::NoConditionalDelete => "501 to DeleteObject with If-Match",
+            Fault::IfNoneMatchAsStar => "takes any If-None-Match value as `*`",
+            Fault::QuotedIfMatchOnly => "compares If-Match verbatim with the quoted ETag: an unquoted one never matches",
+            Fault::IgnoreUnparsedIfMatch => "drops an If-Match it cannot parse (a weak tag, a list, `*`) and writes",
+            Fault::MultipartChecksAtCreate => "checks multipart conditions at CreateMultipartUpload, not at completion",
+            Fault::IgnoreCopyConditions => "CopyObject ignores the destination's If-Match / If-None-Match",
+            Fault::CopyWritesBeforeCheck => "CopyObject replaces the destination, then answers 412",
+            Fault::DeleteObjectsIgnoresEtag => "DeleteObjects ignores the per-object `<ETag>`",
+            Fault::DeleteMarkerCountsAsObject => "in a versioned bucket, a delete marker on top counts as an existing object",
+            Fault::NodeLocalLock => "two nodes, each checking and writing under a lock of its own: writers on one node take turns, writers on two nodes race",
+            Fault::AckWithoutWrite => "acknowledges a conditional write whose condition holds (PUT, COPY, CompleteMultipartUpload, DELETE) without applying it",
+            Fault::RefuseAndWrite => "answers 412 to a conditional write whose condition fails, and applies it",
+            Fault::Answer500AfterWrite => "applies the first conditional write of each key, then answers 500 InternalError: nothing is lost, the outcome is unknown (never `unsafe`)",
+        }
+    }
 }
 
 impl fmt::Display for Fault {

@@ -34,7 +34,7 @@ fn report() -> Report {
 
 #[test]
 fn verdict_failure_follows_strictness() {
-    // (verdict, fails by default, fails with --strict): the README's
+    // (verdict, fails by default, fails with --strict): docs/verdicts.md
     // exit-status rule, for every verdict.
     let table = [
         (Verdict::Pass, false, false),
