@@ -127,7 +127,10 @@ impl PinFile {
             if cell.reason.is_empty() {
                 out.push(format!("{}: empty reason", s.id));
             }
-            if cell.evidence.is_empty() && cell.verdict != Verdict::Error {
+            // The reference server answers every request a scenario sends
+            // (a real server may refuse the set-up, such as a versioned
+            // bucket, before any exchange is recorded).
+            if self.others.is_some() && cell.evidence.is_empty() {
                 out.push(format!("{}: no evidence recorded", s.id));
             }
         }
