@@ -147,6 +147,17 @@ def check_get(s3, b):
     )
 
 
+def check_range(s3, b):
+    k = "range"
+    e1 = s3.put_object(Bucket=b, Key=k, Body=b"AAAAAAAAAA version one, about to be replaced")["ETag"]
+    call("PUT If-Match v1", lambda: s3.put_object(Bucket=b, Key=k, Body=b"BBBBBBBBBB version two, written with If-Match", IfMatch=e1))
+    try:
+        r = s3.get_object(Bucket=b, Key=k, Range="bytes=0-9")
+        print(f"  GET Range: bytes=0-9: {r['ResponseMetadata']['HTTPStatusCode']} Content-Range={r.get('ContentRange')} body {r['Body'].read()!r}")
+    except botocore.exceptions.ClientError as e:
+        print(f"  GET Range: bytes=0-9: {e.response['ResponseMetadata']['HTTPStatusCode']} {e.response['Error'].get('Code')}")
+
+
 def check_multipart(s3, b):
     def upload(k, cond):
         try:
@@ -184,6 +195,13 @@ def check_versioning(s3, b):
         call("PUT If-Match <deleted version's ETag> over a delete marker", lambda: s3.put_object(Bucket=vb, Key="k", Body=b"x", IfMatch=e1))
         call("PUT If-None-Match: * over a delete marker", lambda: s3.put_object(Bucket=vb, Key="k", Body=b"y", IfNoneMatch="*"))
         print("   ", state(s3, vb, "k"))
+        call("PUT If-None-Match: * on a key that never existed", lambda: s3.put_object(Bucket=vb, Key="new", Body=b"new", IfNoneMatch="*"))
+        print("   ", state(s3, vb, "new"))
+        s3.put_object(Bucket=vb, Key="m", Body=b"a version, then deleted")
+        s3.delete_object(Bucket=vb, Key="m")
+        call("DELETE If-Match: * over a delete marker", lambda: s3.delete_object(Bucket=vb, Key="m", IfMatch="*"))
+        versions = s3.list_object_versions(Bucket=vb, Prefix="m")
+        print(f"    versions of m: {len(versions.get('Versions', []))}, delete markers: {len(versions.get('DeleteMarkers', []))}")
     finally:
         empty(s3, vb, versions=True)
         s3.delete_bucket(Bucket=vb)
@@ -282,6 +300,7 @@ CHECKS = {
     "delete": check_delete,
     "copy": check_copy,
     "get": check_get,
+    "range": check_range,
     "multipart": check_multipart,
     "versioning": check_versioning,
 }

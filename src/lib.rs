@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod cli;
 pub mod engine;
 pub mod model;
+pub mod profiles;
 pub mod reference;
 pub mod report;
 pub mod runner;

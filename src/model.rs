@@ -73,6 +73,9 @@ pub struct Precondition {
     /// `If-Unmodified-Since` (an HTTP date), for reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub if_unmodified_since: Option<String>,
+    /// `Range` (GET only): not a condition, but sent with them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<String>,
 }
 
 impl Precondition {
@@ -112,6 +115,9 @@ impl fmt::Display for Precondition {
         }
         if let Some(v) = &self.if_unmodified_since {
             parts.push(format!("If-Unmodified-Since: {v}"));
+        }
+        if let Some(v) = &self.range {
+            parts.push(format!("Range: {v}"));
         }
         if parts.is_empty() {
             f.write_str("unconditional")

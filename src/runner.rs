@@ -32,6 +32,12 @@ pub enum Event {
     CleanupNote { target: String, note: String },
     /// Cleaning up a target failed.
     CleanupFailed { target: String, why: String },
+    /// A cell of a whole-catalog run finished (for progress).
+    CellDone {
+        target: String,
+        scenario: String,
+        verdict: Verdict,
+    },
 }
 
 /// The targets of a run, started (or not, with the reason), and the prefix
@@ -277,7 +283,7 @@ pub async fn run(
     on: &(dyn Fn(Event) + Sync),
 ) -> Ran {
     let session = Session::start(specs, |_| true, on).await;
-    let results = session.cells(catalog, concurrency).await;
+    let results = session.cells_reporting(catalog, concurrency, on).await;
     let mut leftovers = Vec::new();
     for spec in &session.specs {
         if session.live(&spec.name).is_some() {
@@ -296,6 +302,16 @@ impl Session {
     /// Runs every scenario of `catalog` on every started (or failed) target,
     /// `concurrency` cells at a time, across targets.
     pub async fn cells(&self, catalog: &Catalog, concurrency: usize) -> Vec<CellResult> {
+        self.cells_reporting(catalog, concurrency, &|_| {}).await
+    }
+
+    /// As [`Session::cells`], saying each cell as it finishes.
+    pub async fn cells_reporting(
+        &self,
+        catalog: &Catalog,
+        concurrency: usize,
+        on: &(dyn Fn(Event) + Sync),
+    ) -> Vec<CellResult> {
         let cells: Vec<(String, &Scenario)> = self
             .live
             .iter()
@@ -304,7 +320,16 @@ impl Session {
         futures::stream::iter(cells)
             .map(|(t, s)| async move { self.cell(&t, s).await })
             .buffer_unordered(concurrency.max(1))
-            .filter_map(|c| async move { c })
+            .filter_map(|c| async move {
+                if let Some(c) = &c {
+                    on(Event::CellDone {
+                        target: c.target.clone(),
+                        scenario: c.scenario.clone(),
+                        verdict: c.verdict,
+                    });
+                }
+                c
+            })
             .collect()
             .await
     }

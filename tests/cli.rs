@@ -670,3 +670,104 @@ fn actionlint_finds_no_problem_in_the_workflows() {
         text(&out.stdout)
     );
 }
+
+#[test]
+fn doctor_rolls_the_profiles_up_and_gates_on_an_unsafe_application() {
+    let dir = scratch("doctor");
+    let json = dir.join("doctor.json");
+    let out = condwrite(&[
+        "doctor",
+        "--target",
+        "embedded,embedded-ignore-if-none-match",
+        "--profile",
+        "terraform,elasticsearch",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_no_panic(&out);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(101), "{stdout}\n{stderr}");
+    // Only the scenarios the two profiles need ran.
+    let needed = {
+        let c = condwrite::catalog::Catalog::builtin().unwrap();
+        let p = condwrite::profiles::Profiles::builtin(&c).unwrap();
+        condwrite::profiles::scenarios_needed(
+            &p.select(&["terraform,elasticsearch".into()]).unwrap(),
+        )
+    };
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("test [embedded] "))
+            .count(),
+        needed.len(),
+        "{stderr}"
+    );
+    let row = |app: &str| -> String {
+        stdout
+            .lines()
+            .find(|l| l.contains(&format!(" {app} ")))
+            .unwrap_or_else(|| panic!("no row for {app} in {stdout}"))
+            .to_owned()
+    };
+    for app in ["terraform", "elasticsearch"] {
+        let r = row(app);
+        let cols: Vec<&str> = r.split('┆').map(str::trim).collect();
+        assert_eq!(cols.len(), 3, "{r}");
+        assert!(
+            cols[1].ends_with("safe") && !cols[1].contains("unsafe"),
+            "{r}"
+        );
+        assert!(cols[2].starts_with("unsafe"), "{r}");
+    }
+    assert!(
+        stdout.contains("terraform on embedded-ignore-if-none-match: unsafe"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("two `terraform apply` runs both take the state lock"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("delta-rs"), "{stdout}");
+    // The JSON carries the run and the roll-up computed from it.
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let apps = report["applications"].as_array().unwrap();
+    let fit = |p: &str, t: &str| {
+        apps.iter()
+            .find(|a| a["profile"] == p && a["target"] == t)
+            .map(|a| a["fitness"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(fit("terraform", "embedded").as_deref(), Some("safe"));
+    assert_eq!(
+        fit("terraform", "embedded-ignore-if-none-match").as_deref(),
+        Some("unsafe")
+    );
+    // The saved run renders the same roll-up in a report.
+    let md = dir.join("r.md");
+    let out = condwrite(&[
+        "report",
+        json.to_str().unwrap(),
+        "--markdown",
+        md.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let md = std::fs::read_to_string(&md).unwrap();
+    assert!(md.contains("## Applications"), "{md}");
+    assert!(md.contains("| terraform | ✅ safe | ❌ unsafe |"), "{md}");
+}
+
+#[test]
+fn doctor_passes_a_safe_store_and_refuses_an_unknown_profile() {
+    let out = condwrite(&["doctor", "--profile", "terraform"]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("1 application × target pair(s): 1 safe, 0 not safe"));
+    let out = condwrite(&["doctor", "--profile", "terraforn"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("error: unknown profile `terraforn`; known profiles: "),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

@@ -17,6 +17,7 @@ use common::pins;
 use condwrite::catalog::Catalog;
 use condwrite::engine;
 use condwrite::model::Verdict;
+use condwrite::profiles::{Fitness, Profiles};
 use condwrite::report::CellResult;
 use condwrite::runner;
 use condwrite::targets::{LiveTarget, Targets};
@@ -69,6 +70,63 @@ async fn every_fault_profile_matches_its_pins_and_every_fault_is_caught() {
         }
     }
     assert!(mismatches.is_empty(), "\n  {}", mismatches.join("\n  "));
+
+    // The application profiles: safe on the correct servers; on every
+    // fault target, unsafe exactly when a cell a profile needs is unsafe
+    // (naming it), and each profile is made unsafe by some fault.
+    let profiles = Profiles::builtin(&catalog).unwrap();
+    let apps = ran.report.applications(None);
+    for p in &profiles.profiles {
+        for t in &embedded {
+            let a = apps
+                .iter()
+                .find(|a| a.profile == p.id && a.target == t.name)
+                .unwrap_or_else(|| panic!("no roll-up of {} on {}", p.id, t.name));
+            let broken: Vec<&str> = p
+                .requirements
+                .iter()
+                .filter(|r| {
+                    cells.iter().any(|c| {
+                        c.target == t.name
+                            && c.scenario == r.scenario
+                            && c.verdict == Verdict::Unsafe
+                    })
+                })
+                .map(|r| r.scenario.as_str())
+                .collect();
+            if t.faults.is_empty() {
+                assert_eq!(
+                    a.fitness,
+                    Fitness::Safe,
+                    "{} on {}: {:?}",
+                    p.id,
+                    t.name,
+                    a.findings
+                );
+            } else if !broken.is_empty() {
+                assert_eq!(a.fitness, Fitness::Unsafe, "{} on {}", p.id, t.name);
+                for b in broken {
+                    assert!(
+                        a.findings
+                            .iter()
+                            .any(|f| f.starts_with(&format!("{b} is unsafe: "))),
+                        "{} on {}: {b} not named in {:?}",
+                        p.id,
+                        t.name,
+                        a.findings
+                    );
+                }
+            } else {
+                assert_ne!(a.fitness, Fitness::Unsafe, "{} on {}", p.id, t.name);
+            }
+        }
+        assert!(
+            apps.iter()
+                .any(|a| a.profile == p.id && a.fitness == Fitness::Unsafe),
+            "no fault makes {} unsafe",
+            p.id
+        );
+    }
 
     // What the reasons say, for a few faults.
     let r = reason(

@@ -53,6 +53,17 @@ fn the_docs_command_writes_the_pages() {
     for s in condwrite::catalog::Catalog::builtin().unwrap().scenarios {
         assert!(scenarios.contains(&format!("| `{}` |", s.id)), "{}", s.id);
     }
+    let apps = std::fs::read_to_string(dir.join("applications.md")).unwrap();
+    let catalog = condwrite::catalog::Catalog::builtin().unwrap();
+    for p in condwrite::profiles::Profiles::builtin(&catalog)
+        .unwrap()
+        .profiles
+    {
+        assert!(apps.contains(&format!("(`{}`)", p.id)), "{}", p.id);
+        for r in &p.requirements {
+            assert!(apps.contains(&r.source), "{} / {}", p.id, r.scenario);
+        }
+    }
     std::fs::remove_dir_all(&dir).unwrap();
     // A folder that cannot be made is one line, exit 2.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_condwrite"))

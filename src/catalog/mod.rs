@@ -209,6 +209,9 @@ pub struct Conditions {
     pub if_modified_since: Option<String>,
     /// `If-Unmodified-Since`, the same way.
     pub if_unmodified_since: Option<String>,
+    /// `Range` (GET only, `bytes=FIRST-LAST`): not a condition, but read
+    /// with them; the answer's body is checked against those bytes.
+    pub range: Option<String>,
 }
 
 impl Conditions {

@@ -42,6 +42,7 @@ pub(super) struct RawStep {
     pub(super) if_none_match: Option<String>,
     pub(super) if_modified_since: Option<String>,
     pub(super) if_unmodified_since: Option<String>,
+    pub(super) range: Option<String>,
     pub(super) save_as: Option<String>,
     pub(super) racers: Option<u32>,
     pub(super) rounds: Option<u32>,

@@ -40,6 +40,7 @@ fn unused_fields(raw: &RawStep, allowed: &[&str]) -> Vec<&'static str> {
         ("if_none_match", raw.if_none_match.is_some()),
         ("if_modified_since", raw.if_modified_since.is_some()),
         ("if_unmodified_since", raw.if_unmodified_since.is_some()),
+        ("range", raw.range.is_some()),
         ("save_as", raw.save_as.is_some()),
         ("racers", raw.racers.is_some()),
         ("rounds", raw.rounds.is_some()),
@@ -88,7 +89,19 @@ fn takes(action: Action) -> (&'static [&'static str], &'static str) {
             &["upload", "if_match", "if_none_match", "save_as", "expect"],
             "",
         ),
-        Action::Put | Action::Get | Action::Head | Action::Delete => (
+        Action::Get => (
+            &[
+                "if_match",
+                "if_none_match",
+                "if_modified_since",
+                "if_unmodified_since",
+                "range",
+                "save_as",
+                "expect",
+            ],
+            "",
+        ),
+        Action::Put | Action::Head | Action::Delete => (
             &[
                 "body",
                 "if_match",
@@ -171,6 +184,7 @@ fn conditions(raw: &RawStep) -> Conditions {
         if_none_match: raw.if_none_match.clone().map(Template),
         if_modified_since: raw.if_modified_since.clone(),
         if_unmodified_since: raw.if_unmodified_since.clone(),
+        range: raw.range.clone(),
     }
 }
 
@@ -287,6 +301,21 @@ fn check_uploads_and_source(raw: &RawStep, names: &mut Names) -> Result<(), Stri
     Ok(())
 }
 
+/// A `range` is `bytes=FIRST-LAST`, FIRST no more than LAST.
+fn check_range(raw: &RawStep) -> Result<(), String> {
+    let Some(r) = &raw.range else { return Ok(()) };
+    let bounds = r
+        .strip_prefix("bytes=")
+        .and_then(|b| b.split_once('-'))
+        .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)));
+    match bounds {
+        Some((first, last)) if first <= last => Ok(()),
+        _ => Err(format!(
+            "`range = \"{r}\"`: expected `bytes=FIRST-LAST` with FIRST no more than LAST"
+        )),
+    }
+}
+
 /// The date conditions: on reads only, HTTP dates or `last-modified`.
 fn check_dates(raw: &RawStep) -> Result<(), String> {
     for (field, value) in [
@@ -345,6 +374,7 @@ fn expect(raw: &RawStep, saved: &HashSet<String>) -> Result<Expect, String> {
 fn validate_request(raw: RawStep, names: &mut Names) -> Result<Step, String> {
     check_uploads_and_source(&raw, names)?;
     check_dates(&raw)?;
+    check_range(&raw)?;
     let action = raw.action;
     let conditions = conditions(&raw);
     if action == Action::Put && raw.body.is_none() {

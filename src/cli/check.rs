@@ -94,7 +94,7 @@ fn trial_name(s: &Scenario) -> String {
 /// sent, what the run wrote to endpoint targets is removed, every server it
 /// started is stopped and every container removed, then it leaves as a
 /// shell would (130 for SIGINT, 143 for SIGTERM).
-fn handle_signals(runtime: &tokio::runtime::Runtime) {
+pub(super) fn handle_signals(runtime: &tokio::runtime::Runtime) {
     runtime.spawn(async {
         use tokio::signal::unix::{signal, SignalKind};
         let (Ok(mut int), Ok(mut term)) = (
@@ -236,7 +236,7 @@ fn exit_status(
 }
 
 /// Says a runner event on stderr, as cargo says its own.
-fn say(e: Event, quiet_start: bool) {
+pub(super) fn say(e: Event, quiet_start: bool) {
     match e {
         Event::NoDocker { targets, why } => eprintln!(
             "error: {why} (target{} {} marked error)",
@@ -246,7 +246,7 @@ fn say(e: Event, quiet_start: bool) {
         Event::Starting { target, kind } if !quiet_start => {
             eprintln!("    Starting target {target} ({kind})")
         }
-        Event::Starting { .. } => {}
+        Event::Starting { .. } | Event::CellDone { .. } => {}
         Event::NotStarted { target, why } => {
             eprintln!("warning: target {target} did not start: {why}")
         }

@@ -1,5 +1,6 @@
 //! `condwrite docs DIR`: the reference pages generated from what the binary
-//! compiles in (the catalog, the fault profiles, the built-in targets), so
+//! compiles in (the catalog, the application profiles, the fault profiles,
+//! the built-in targets), so
 //! that the pages in `docs/` cannot drift from the code (a test regenerates
 //! them and fails when the committed ones differ).
 
@@ -7,6 +8,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::catalog::Catalog;
+use crate::profiles::Profiles;
 use crate::reference::Fault;
 use crate::targets::{Kind, Targets};
 
@@ -16,7 +18,9 @@ use super::{usage_error, EXIT_USAGE};
 pub fn pages() -> Result<Vec<(&'static str, String)>, String> {
     let catalog = Catalog::builtin().map_err(|e| e.to_string())?;
     let targets = Targets::builtin();
+    let profiles = Profiles::builtin(&catalog).map_err(|e| e.to_string())?;
     Ok(vec![
+        ("applications.md", with_banner(applications_page(&profiles))),
         ("scenarios.md", with_banner(catalog.to_markdown())),
         ("faults.md", with_banner(faults_page(&targets))),
         ("targets.md", with_banner(targets_page(&targets))),
@@ -75,6 +79,49 @@ fn faults_page(targets: &Targets) -> String {
             .find(|t| t.kind == Kind::Embedded && t.faults == [f])
             .map_or("—".to_owned(), |t| format!("`{}`", t.name));
         out.push_str(&format!("| `{f}` | {target} | {} |\n", cell(f.what())));
+    }
+    out
+}
+
+fn applications_page(profiles: &Profiles) -> String {
+    let mut out = String::from(
+        "# Application profiles\n\n\
+         What each application relies on, checked against its own source or docs \
+         (the link on every line), and what happens to its users when a store \
+         breaks it. `condwrite doctor --target NAME` runs the scenarios they need \
+         and rolls them up: `safe`, `safe with caveats` (every requirement holds; \
+         a listed answer differs in a way the application tolerates), `does not \
+         work` (a requirement is refused or answered in a way the application \
+         does not handle; nothing is lost), `unknown` (a needed cell is `error` \
+         or did not run) and `unsafe` (a requirement is violated: the \
+         application loses data). The profiles are data: `profiles/*.toml`.\n",
+    );
+    for p in &profiles.profiles {
+        out.push_str(&format!(
+            "\n## {} (`{}`)\n\nIt {}. Checked: {}. [Source]({}).\n\n\
+             | scenario | it needs | if violated | if refused | tolerates |\n|---|---|---|---|---|\n",
+            cell(&p.name),
+            p.id,
+            cell(&p.uses),
+            cell(&p.versions),
+            p.source
+        ));
+        for r in &p.requirements {
+            let tolerates: Vec<String> = r.tolerates.iter().map(|v| format!("`{v}`")).collect();
+            out.push_str(&format!(
+                "| [`{}`](scenarios.md) | {} ([source]({})) | {} | {} | {} |\n",
+                r.scenario,
+                cell(&r.needs),
+                r.source,
+                cell(&r.if_unsafe),
+                cell(&r.if_refused),
+                if tolerates.is_empty() {
+                    "—".to_owned()
+                } else {
+                    tolerates.join(", ")
+                }
+            ));
+        }
     }
     out
 }

@@ -12,6 +12,7 @@
 mod check;
 mod commands;
 pub mod docs;
+mod doctor;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -46,7 +47,8 @@ Examples:
   condwrite serve --port 9000                 a strict local S3 to develop against
   condwrite --target minio --json m.json --baseline old.json   fail only on regressions
   condwrite report a.json b.json --markdown r.md --html r.html --junit junit.xml
-  condwrite targets --json 'minio*'           targets for a CI matrix";
+  condwrite targets --json 'minio*'           targets for a CI matrix
+  condwrite doctor --target minio --profile terraform   is Terraform's lock safe on minio?";
 
 /// Exit status for bad input (a malformed file, an unknown target).
 const EXIT_USAGE: u8 = 2;
@@ -142,6 +144,23 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         baseline: Option<PathBuf>,
     },
+    /// Can I run these applications on these stores? Runs the scenarios
+    /// the application profiles need and prints applications × targets
+    Doctor {
+        /// Targets to check, as for a run [default: embedded]
+        #[arg(long = "target", value_name = "NAME[,NAME...]", action = ArgAction::Append)]
+        targets: Vec<String>,
+        /// Application profiles to check (comma-separated or repeated)
+        /// [default: all]
+        #[arg(long = "profile", value_name = "ID[,ID...]", action = ArgAction::Append)]
+        profiles: Vec<String>,
+        /// Also write the run, with its applications roll-up, as JSON to PATH
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
+        /// Give every request this long, on every target
+        #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+        request_timeout: Option<u64>,
+    },
     /// Write the generated reference pages (scenarios, faults, targets)
     /// into DIR
     Docs {
@@ -215,6 +234,21 @@ pub fn main() -> ExitCode {
             nodes,
         }) => serve(&runtime, port, faults, nodes.into()),
         Some(Command::Docs { ref dir }) => docs::docs(dir),
+        Some(Command::Doctor {
+            ref targets,
+            ref profiles,
+            ref json,
+            request_timeout,
+        }) => doctor::doctor(
+            &runtime,
+            doctor::Doctor {
+                targets,
+                profiles,
+                json: json.as_ref(),
+                targets_file: cli.targets_file.as_deref(),
+                request_timeout,
+            },
+        ),
         Some(Command::List { format }) => list(cli.suites.as_deref(), format),
         Some(Command::Report {
             ref inputs,

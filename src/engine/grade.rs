@@ -22,7 +22,7 @@ use crate::catalog::{Action, BatchObject, Expect};
 use crate::model::Verdict;
 use crate::model::{ETag, Outcome, Precondition};
 
-use super::state::{Expected, Settled, State};
+use super::state::{preview, Expected, Settled, State};
 
 /// One graded step.
 #[derive(Debug)]
@@ -394,6 +394,9 @@ fn grade_read(c: &RequestCheck<'_>, changed: bool, f: &mut Findings) {
     };
     let code_ok = c.expect.code.is_none() || o.code.is_none() || o.code == c.expect.code;
     if o.status == c.expect.status && code_ok {
+        if let Some(range) = &c.pre.range {
+            grade_range(range, c.before, o, f);
+        }
         if let Some(want) = c.want_etag {
             match &o.etag {
                 Some(got) if got.same_version(want) => {}
@@ -415,6 +418,38 @@ fn grade_read(c: &RequestCheck<'_>, changed: bool, f: &mut Findings) {
         f.add(Verdict::Error, "server error");
     } else {
         f.add(Verdict::Deviates, "");
+    }
+}
+
+/// A ranged GET must serve exactly those bytes of the object as it is
+/// (read back before and after): other bytes are a stale or corrupt read.
+fn grade_range(range: &str, current: &State, o: &Outcome, f: &mut Findings) {
+    let State::Present { body, .. } = current else {
+        return;
+    };
+    let want = range
+        .strip_prefix("bytes=")
+        .and_then(|b| b.split_once('-'))
+        .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)))
+        .map(|(first, last)| {
+            let end = (last + 1).min(body.len());
+            body.slice(first.min(end)..end)
+        });
+    let Some(want) = want else { return };
+    match &o.body {
+        Some(got) if *got == want => {}
+        Some(got) => f.add(
+            Verdict::Deviates,
+            format!(
+                "{range} served {}, but the object holds {} there: the range was read from another version",
+                preview(got),
+                preview(&want)
+            ),
+        ),
+        None => f.add(
+            Verdict::Deviates,
+            format!("{range} served no readable body"),
+        ),
     }
 }
 

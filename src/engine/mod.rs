@@ -477,6 +477,7 @@ impl Run<'_> {
             if_none_match: render(&conditions.if_none_match)?,
             if_modified_since: date(&conditions.if_modified_since)?,
             if_unmodified_since: date(&conditions.if_unmodified_since)?,
+            range: conditions.range.clone(),
         })
     }
 

@@ -66,11 +66,17 @@ pub enum Fault {
     /// applied, then answered 500 InternalError (a correct store behind a
     /// flaky answer path: the outcome is unknown, nothing is lost).
     Answer500AfterWrite,
+    /// In a versioned bucket, `If-None-Match: *` on a key that never had a
+    /// version is answered 404 NoSuchKey (a 2025 MinIO release did this).
+    VersionedCreateNeedsObject,
+    /// A ranged GET is served from the key's previous write (a stale range
+    /// cache), a full GET from the current one.
+    StaleRangedRead,
 }
 
 impl Fault {
     /// Every fault, in the order documentation lists them.
-    pub const ALL: [Fault; 21] = [
+    pub const ALL: [Fault; 23] = [
         Fault::IgnoreIfNoneMatch,
         Fault::IgnoreIfMatch,
         Fault::Racy,
@@ -92,6 +98,8 @@ impl Fault {
         Fault::AckWithoutWrite,
         Fault::RefuseAndWrite,
         Fault::Answer500AfterWrite,
+        Fault::VersionedCreateNeedsObject,
+        Fault::StaleRangedRead,
     ];
 
     /// The name used in targets.toml.
@@ -118,6 +126,8 @@ impl Fault {
             Fault::AckWithoutWrite => "ack-without-write",
             Fault::RefuseAndWrite => "refuse-and-write",
             Fault::Answer500AfterWrite => "answer-500-after-write",
+            Fault::VersionedCreateNeedsObject => "versioned-create-needs-object",
+            Fault::StaleRangedRead => "stale-ranged-read",
         }
     }
     /// What the fault breaks, in one line (docs/faults.md).
@@ -144,6 +154,8 @@ impl Fault {
             Fault::AckWithoutWrite => "acknowledges a conditional write whose condition holds (PUT, COPY, CompleteMultipartUpload, DELETE) without applying it",
             Fault::RefuseAndWrite => "answers 412 to a conditional write whose condition fails, and applies it",
             Fault::Answer500AfterWrite => "applies the first conditional write of each key, then answers 500 InternalError: nothing is lost, the outcome is unknown (never `unsafe`)",
+            Fault::VersionedCreateNeedsObject => "in a versioned bucket, answers 404 NoSuchKey to `If-None-Match: *` on a key that never had a version (as a 2025 MinIO release did)",
+            Fault::StaleRangedRead => "serves a ranged GET from the key's previous write (a stale range cache); a full GET is current",
         }
     }
 }

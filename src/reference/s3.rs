@@ -523,16 +523,47 @@ impl S3 for Reference {
             input.if_modified_since.as_ref(),
             input.if_unmodified_since.as_ref(),
         )?;
-        let len = obj.body.len() as i64;
-        let body = obj.body.clone();
+        let (body, content_range) = match &input.range {
+            None => (obj.body.clone(), None),
+            Some(range) => {
+                let full = obj.body.len() as u64;
+                let at = range
+                    .check(full)
+                    .map_err(|_| s3_error!(InvalidRange, "the range is not satisfiable"))?;
+                let source = if self.has(Fault::StaleRangedRead) {
+                    let mut state = self.lock();
+                    let b = bucket_mut(&mut state, &input.bucket)?;
+                    b.previous
+                        .get(&input.key)
+                        .cloned()
+                        .unwrap_or(obj.body.clone())
+                } else {
+                    obj.body.clone()
+                };
+                let end = (at.end as usize).min(source.len());
+                let start = (at.start as usize).min(end);
+                (
+                    source.slice(start..end),
+                    Some(format!("bytes {}-{}/{full}", at.start, at.end - 1)),
+                )
+            }
+        };
+        let partial = content_range.is_some();
+        let len = body.len() as i64;
         let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(body) });
-        Ok(S3Response::new(dto::GetObjectOutput {
+        let mut response = S3Response::new(dto::GetObjectOutput {
             body: Some(StreamingBlob::wrap(stream)),
             content_length: Some(len),
+            content_range,
+            accept_ranges: Some("bytes".into()),
             e_tag: Some(strong(&obj.etag)),
             last_modified: Some(Timestamp::from(obj.last_modified)),
             ..Default::default()
-        }))
+        });
+        if partial {
+            response.status = Some(http::StatusCode::PARTIAL_CONTENT);
+        }
+        Ok(response)
     }
 
     async fn head_object(

@@ -49,6 +49,9 @@ pub(super) struct Bucket {
     /// Keys whose first conditional write was answered 500 (the
     /// `answer-500-after-write` fault).
     pub(super) answered_500: std::collections::BTreeSet<String>,
+    /// The body each key held before its last write (the
+    /// `stale-ranged-read` fault serves ranges from it).
+    pub(super) previous: BTreeMap<String, Bytes>,
 }
 
 impl Bucket {
@@ -70,7 +73,9 @@ impl Bucket {
         }
         match object {
             Some(o) => {
-                self.objects.insert(key.to_owned(), o);
+                if let Some(old) = self.objects.insert(key.to_owned(), o) {
+                    self.previous.insert(key.to_owned(), old.body);
+                }
             }
             None => {
                 self.objects.remove(key);
@@ -206,6 +211,14 @@ impl Reference {
         {
             let mut state = self.lock();
             let b = bucket_mut(&mut state, bucket)?;
+            if check
+                && b.versioning
+                && self.has(Fault::VersionedCreateNeedsObject)
+                && headers.get("if-none-match").is_some_and(|v| v == "*")
+                && !b.versions.contains_key(key)
+            {
+                return Err(no_such_key());
+            }
             if check {
                 let current = b.current(key, self.has(Fault::DeleteMarkerCountsAsObject));
                 if let Err(e) = check_write(&self.faults, headers, current.as_ref()) {

@@ -33,6 +33,7 @@ pub fn curl(o: &Outcome, target: &TargetInfo) -> String {
         ("If-None-Match", &pre.if_none_match),
         ("If-Modified-Since", &pre.if_modified_since),
         ("If-Unmodified-Since", &pre.if_unmodified_since),
+        ("Range", &pre.range),
         ("x-amz-copy-source", &o.copy_source),
     ] {
         if let Some(v) = value {
@@ -123,6 +124,11 @@ table.evidence td, table.evidence th { font-size: 12px; }
 .v-error { background: #e6c8f0; }
 .v-unsafe { background: #ff9c9c; }
 .v-none { background: #fff; color: #999; }
+.fit-safe { background: #c8f0c8; }
+.fit-caveats { background: #e4f5c0; }
+.fit-unknown { background: #e6c8f0; }
+.fit-broken { background: #dcdcdc; }
+.fit-unsafe { background: #ff9c9c; }
 ";
 
 impl Report {
@@ -184,7 +190,9 @@ impl Report {
                 esc(&self.counts_text(&t.name, None))
             ));
         }
-        out.push_str("</table>\n<h2>Legend</h2>\n<table id=\"legend\">");
+        out.push_str("</table>\n");
+        out.push_str(&self.html_applications());
+        out.push_str("<h2>Legend</h2>\n<table id=\"legend\">");
         for v in Verdict::ALL {
             out.push_str(&format!(
                 "<tr><td class=\"v-{v}\">{v}</td><td>{}</td></tr>",

@@ -6,7 +6,7 @@ use super::{Report, Verdict};
 
 /// Text a store may control, for a Markdown page: no markup (a renderer
 /// may pass HTML through), no control characters, no line breaks.
-fn text(text: &str) -> String {
+pub(super) fn text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -43,6 +43,7 @@ impl Report {
         ));
         out.push_str("\n## Summary\n\n");
         out.push_str(&self.markdown_summary());
+        out.push_str(&self.markdown_applications());
         out.push_str("\n## Matrix\n\n");
         let mut header = String::from("| scenario | operation |");
         let mut rule = String::from("|---|---|");

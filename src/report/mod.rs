@@ -5,9 +5,12 @@
 //! into one, and a run is compared with a baseline here too. This module
 //! runs nothing; it only shapes results.
 
+mod apps;
 mod html;
 mod junit;
 mod markdown;
+
+use markdown::text as markdown_text;
 
 pub use html::curl;
 
@@ -359,7 +362,20 @@ impl Report {
 
     /// The run as pretty JSON.
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("the report model always serializes")
+        /// The report, and the applications roll-up computed from it (read
+        /// back, the roll-up is ignored and computed again).
+        #[derive(Serialize)]
+        struct WithApplications<'a> {
+            #[serde(flatten)]
+            report: &'a Report,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            applications: Vec<crate::profiles::AppVerdict>,
+        }
+        serde_json::to_string_pretty(&WithApplications {
+            report: self,
+            applications: self.applications(None),
+        })
+        .expect("the report model always serializes")
     }
 
     /// The scenarios × targets matrix, a verdict per cell (`-` for a cell

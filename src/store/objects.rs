@@ -51,12 +51,18 @@ impl Store {
             .set_if_none_match(pre.if_none_match.clone())
             .set_if_modified_since(since)
             .set_if_unmodified_since(unmodified)
+            .set_range(pre.range.clone())
             .send();
         let (mut outcome, out) = self.call(outcome, request).await?;
         let Some(out) = out else {
             return Ok(outcome);
         };
-        outcome.status = 200;
+        // A partial answer says which bytes it holds.
+        outcome.status = if out.content_range().is_some() {
+            206
+        } else {
+            200
+        };
         outcome.etag = out.e_tag().and_then(ETag::from_header);
         outcome.last_modified = http_date(out.last_modified());
         let length = out.content_length();

@@ -1,0 +1,198 @@
+//! The applications roll-up of a report: for every application profile and
+//! every target with cells of it, whether the application is safe there
+//! (computed from the cells and the profile's tolerances, never stored),
+//! as a terminal table, Markdown and HTML.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{Cell as TableCell, ContentArrangement, Table};
+
+use super::markdown_text;
+use super::{escape_markup, Report};
+use crate::catalog::Catalog;
+use crate::profiles::{judge, AppVerdict, Fitness, Profile, Profiles};
+
+impl Report {
+    /// The roll-up of `profiles` (the built-in ones when `None`) on every
+    /// target that ran at least one of a profile's scenarios, in profile
+    /// and target order.
+    pub fn applications(&self, profiles: Option<&[&Profile]>) -> Vec<AppVerdict> {
+        let builtin;
+        let all: Vec<&Profile> = match profiles {
+            Some(p) => p.to_vec(),
+            None => {
+                builtin = Catalog::builtin()
+                    .ok()
+                    .and_then(|c| Profiles::builtin(&c).ok())
+                    .map(|p| p.profiles)
+                    .unwrap_or_default();
+                builtin.iter().collect()
+            }
+        };
+        let mut out = Vec::new();
+        for p in all {
+            for t in &self.targets {
+                let ran = p
+                    .requirements
+                    .iter()
+                    .any(|r| self.cell(&t.name, &r.scenario).is_some());
+                if !ran {
+                    continue;
+                }
+                out.push(judge(p, &t.name, |s| {
+                    self.cell(&t.name, s)
+                        .map(|c| (c.verdict, c.reason.as_str()))
+                }));
+            }
+        }
+        out
+    }
+
+    /// The applications × targets table for a terminal.
+    pub fn applications_table(apps: &[AppVerdict], width: Option<u16>) -> String {
+        let (profiles, targets) = axes(apps);
+        let mut table = Table::new();
+        table.load_style(UTF8_FULL_CONDENSED);
+        if let Some(w) = width {
+            table.set_width(w);
+            table.set_content_arrangement(ContentArrangement::Dynamic);
+        }
+        let mut header = vec![TableCell::new("application")];
+        header.extend(targets.iter().map(TableCell::new));
+        table.set_header(header);
+        for p in &profiles {
+            let mut row = vec![TableCell::new(p)];
+            for t in &targets {
+                let text = find(apps, p, t).map_or("-", |a| a.fitness.name());
+                row.push(TableCell::new(text));
+            }
+            table.add_row(row);
+        }
+        table.to_string()
+    }
+
+    /// The applications section of the Markdown page ("" when none ran).
+    pub(super) fn markdown_applications(&self) -> String {
+        let apps = self.applications(None);
+        if apps.is_empty() {
+            return String::new();
+        }
+        let (profiles, targets) = axes(&apps);
+        let mut out = String::from(
+            "\n## Applications\n\nWhether each application is safe on each store, rolled up from the cells it relies on and the answers it tolerates (`condwrite doctor`; the profiles are in `profiles/`).\n\n| application |",
+        );
+        let mut rule = String::from("|---|");
+        for t in &targets {
+            out.push_str(&format!(" {} |", markdown_text(t).replace('|', "\\|")));
+            rule.push_str("---|");
+        }
+        out.push_str(&format!("\n{rule}\n"));
+        for p in &profiles {
+            out.push_str(&format!("| {p} |"));
+            for t in &targets {
+                let text = find(&apps, p, t).map_or("-".to_owned(), |a| {
+                    format!("{} {}", mark(a.fitness), a.fitness)
+                });
+                out.push_str(&format!(" {text} |"));
+            }
+            out.push('\n');
+        }
+        let why: Vec<&AppVerdict> = apps.iter().filter(|a| !a.findings.is_empty()).collect();
+        if !why.is_empty() {
+            out.push_str("\n### Why\n\n");
+            for a in why {
+                out.push_str(&format!(
+                    "- **{} on {}** — {}: {}\n",
+                    a.profile,
+                    markdown_text(&a.target),
+                    a.fitness,
+                    markdown_text(&a.findings.join("; "))
+                ));
+            }
+        }
+        out
+    }
+
+    /// The applications section of the HTML page ("" when none ran).
+    pub(super) fn html_applications(&self) -> String {
+        let apps = self.applications(None);
+        if apps.is_empty() {
+            return String::new();
+        }
+        let (profiles, targets) = axes(&apps);
+        let mut out = String::from(
+            "<h2>Applications</h2>\n<p>Whether each application is safe on each store, rolled up from the cells it relies on and the answers it tolerates.</p>\n<table class=\"apps\"><tr><th>application</th>",
+        );
+        for t in &targets {
+            out.push_str(&format!("<th>{}</th>", escape_markup(t)));
+        }
+        out.push_str("</tr>\n");
+        for p in &profiles {
+            out.push_str(&format!("<tr><th>{}</th>", escape_markup(p)));
+            for t in &targets {
+                match find(&apps, p, t) {
+                    None => out.push_str("<td>-</td>"),
+                    Some(a) if a.findings.is_empty() => out.push_str(&format!(
+                        "<td class=\"fit-{}\">{}</td>",
+                        class(a.fitness),
+                        a.fitness
+                    )),
+                    Some(a) => {
+                        out.push_str(&format!(
+                            "<td class=\"fit-{}\"><details><summary>{}</summary><ul>",
+                            class(a.fitness),
+                            a.fitness
+                        ));
+                        for f in &a.findings {
+                            out.push_str(&format!("<li>{}</li>", escape_markup(f)));
+                        }
+                        out.push_str("</ul></details></td>");
+                    }
+                }
+            }
+            out.push_str("</tr>\n");
+        }
+        out.push_str("</table>\n");
+        out
+    }
+}
+
+/// The profiles and targets of a roll-up, in first-seen order.
+fn axes(apps: &[AppVerdict]) -> (Vec<String>, Vec<String>) {
+    let mut profiles: Vec<String> = Vec::new();
+    let mut targets: Vec<String> = Vec::new();
+    for a in apps {
+        if !profiles.contains(&a.profile) {
+            profiles.push(a.profile.clone());
+        }
+        if !targets.contains(&a.target) {
+            targets.push(a.target.clone());
+        }
+    }
+    (profiles, targets)
+}
+
+fn find<'a>(apps: &'a [AppVerdict], profile: &str, target: &str) -> Option<&'a AppVerdict> {
+    apps.iter()
+        .find(|a| a.profile == profile && a.target == target)
+}
+
+fn mark(f: Fitness) -> &'static str {
+    match f {
+        Fitness::Safe => "✅",
+        Fitness::SafeWithCaveats => "☑️",
+        Fitness::Unknown => "❔",
+        Fitness::DoesNotWork => "⛔",
+        Fitness::Unsafe => "❌",
+    }
+}
+
+/// The CSS class of a fitness.
+fn class(f: Fitness) -> &'static str {
+    match f {
+        Fitness::Safe => "safe",
+        Fitness::SafeWithCaveats => "caveats",
+        Fitness::Unknown => "unknown",
+        Fitness::DoesNotWork => "broken",
+        Fitness::Unsafe => "unsafe",
+    }
+}
