@@ -129,6 +129,9 @@ fn every_step_rule_is_enforced_with_its_message() {
         ("do = \"put\"\nkey = \"k\"\nbody = \"b\"\nexpect = { status = 200, winners = 1 }", "only apply to `do = \"race\"`"),
         ("do = \"get\"\nkey = \"k\"\nif_match = \"${v1}\"\nexpect = { status = 200, etag = \"${nope}\" }", "`expect.etag` names `${nope}`"),
         ("do = \"put\"\nkey = \"k\"\nbody = \"b\"\nexpect = { code = \"X\" }", "`expect` needs a `status`"),
+        ("do = \"head\"\nkey = \"k\"\nrange = \"bytes=0-1\"\nexpect = { status = 206 }", "`range` applies to `do = \"get\"` only"),
+        ("do = \"get\"\nkey = \"k\"\nrange = \"bytes=5-1\"\nexpect = { status = 206 }", "expected `bytes=FIRST-LAST` with FIRST no more than LAST"),
+        ("do = \"get\"\nkey = \"k\"\nrange = \"0-1\"\nexpect = { status = 206 }", "expected `bytes=FIRST-LAST`"),
     ];
     for (body, message) in cases {
         let text = with_steps(&step(body));

@@ -89,21 +89,10 @@ fn takes(action: Action) -> (&'static [&'static str], &'static str) {
             &["upload", "if_match", "if_none_match", "save_as", "expect"],
             "",
         ),
-        Action::Get => (
-            &[
-                "if_match",
-                "if_none_match",
-                "if_modified_since",
-                "if_unmodified_since",
-                "range",
-                "save_as",
-                "expect",
-            ],
-            "",
-        ),
-        Action::Put | Action::Head | Action::Delete => (
+        Action::Put | Action::Get | Action::Head | Action::Delete => (
             &[
                 "body",
+                "range",
                 "if_match",
                 "if_none_match",
                 "if_modified_since",
@@ -304,6 +293,9 @@ fn check_uploads_and_source(raw: &RawStep, names: &mut Names) -> Result<(), Stri
 /// A `range` is `bytes=FIRST-LAST`, FIRST no more than LAST.
 fn check_range(raw: &RawStep) -> Result<(), String> {
     let Some(r) = &raw.range else { return Ok(()) };
+    if raw.action != Action::Get {
+        return Err("`range` applies to `do = \"get\"` only".into());
+    }
     let bounds = r
         .strip_prefix("bytes=")
         .and_then(|b| b.split_once('-'))
