@@ -10,6 +10,7 @@
 //! `reference` is the embedded reference S3 server (the default target), and
 //! `cli` wires it all to the command line.
 
+pub mod bench;
 pub mod catalog;
 pub mod cli;
 pub mod engine;

@@ -45,6 +45,8 @@ pub enum Event {
 pub struct Session {
     specs: Vec<TargetSpec>,
     live: Vec<(String, Result<LiveTarget, String>)>,
+    /// Targets whose scenarios may only run so many at a time.
+    limits: Vec<(String, Arc<tokio::sync::Semaphore>)>,
     prefix: String,
     run_at: Option<String>,
 }
@@ -71,8 +73,8 @@ fn now_rfc3339() -> Option<String> {
 
 impl Session {
     /// Starts each of `specs` that `wanted` keeps (those with a cell to
-    /// run), one after another; container targets after one check that a
-    /// Docker engine answers. Must run on a tokio runtime that outlives it.
+    /// run), all at once; container targets after one check that a Docker
+    /// engine answers. Must run on a tokio runtime that outlives it.
     pub async fn start(
         specs: Vec<TargetSpec>,
         wanted: impl Fn(&TargetSpec) -> bool,
@@ -96,28 +98,40 @@ impl Session {
                 why: why.clone(),
             });
         }
-        let mut live = Vec::new();
-        for spec in needed {
-            if let (Kind::Container, Err(e)) = (spec.kind, &docker) {
-                live.push((spec.name.clone(), Err(e.clone())));
-                continue;
-            }
-            on(Event::Starting {
-                target: spec.name.clone(),
-                kind: spec.kind,
-            });
-            let started = LiveTarget::start(spec).await;
-            if let Err(why) = &started {
-                on(Event::NotStarted {
+        // Every target starts at once: a matrix of local servers waits for
+        // the slowest, not for the sum of them.
+        let live = futures::future::join_all(needed.into_iter().map(|spec| {
+            let docker = &docker;
+            async move {
+                if let (Kind::Container, Err(e)) = (spec.kind, docker) {
+                    return (spec.name.clone(), Err(e.clone()));
+                }
+                on(Event::Starting {
                     target: spec.name.clone(),
-                    why: why.clone(),
+                    kind: spec.kind,
                 });
+                let started = LiveTarget::start(spec).await;
+                if let Err(why) = &started {
+                    on(Event::NotStarted {
+                        target: spec.name.clone(),
+                        why: why.clone(),
+                    });
+                }
+                (spec.name.clone(), started)
             }
-            live.push((spec.name.clone(), started));
-        }
+        }))
+        .await;
+        let limits = specs
+            .iter()
+            .filter_map(|s| {
+                s.max_concurrency
+                    .map(|n| (s.name.clone(), Arc::new(tokio::sync::Semaphore::new(n))))
+            })
+            .collect();
         Session {
             specs,
             live,
+            limits,
             prefix: format!("{}/", fresh_name("run")),
             run_at,
         }
@@ -152,6 +166,10 @@ impl Session {
     /// started at all (no cell of it was wanted).
     pub async fn cell(&self, target: &str, scenario: &Scenario) -> Option<CellResult> {
         let (_, live) = self.live.iter().find(|(n, _)| n == target)?;
+        let _permit = match self.limits.iter().find(|(n, _)| n == target) {
+            Some((_, limit)) => limit.clone().acquire_owned().await.ok(),
+            None => None,
+        };
         Some(match live {
             Ok(live) => {
                 let prefix = format!("{}{}{}/", live.prefix(), self.prefix, scenario.id);
@@ -193,8 +211,8 @@ impl Session {
             .and_then(|(_, l)| l.as_ref().ok())
     }
 
-    /// Stops every target (removing what the run left); notes and failures
-    /// are reported as events.
+    /// Stops every target at once (removing what the run left); notes and
+    /// failures are reported as events.
     pub async fn stop(self, on: &(dyn Fn(Event) + Sync)) -> Finished {
         let endpoints = self
             .live
@@ -205,10 +223,17 @@ impl Session {
                     .map(|l| (n.clone(), l.settings.endpoint_url.clone()))
             })
             .collect();
+        // Every target stops at once, as they started.
+        let stopped = futures::future::join_all(
+            self.live
+                .into_iter()
+                .filter_map(|(target, live)| live.ok().map(|live| (target, live)))
+                .map(|(target, live)| async move { (target, live.stop().await) }),
+        )
+        .await;
         let mut cleanup_failed = false;
-        for (target, live) in self.live {
-            let Ok(live) = live else { continue };
-            match live.stop().await {
+        for (target, result) in stopped {
+            match result {
                 Ok(None) => {}
                 Ok(Some(note)) => on(Event::CleanupNote { target, note }),
                 Err(why) => {
@@ -258,6 +283,7 @@ impl Finished {
                 })
                 .collect(),
             results,
+            bench: Vec::new(),
         }
     }
 }

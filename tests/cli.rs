@@ -771,3 +771,65 @@ fn doctor_passes_a_safe_store_and_refuses_an_unknown_profile() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn bench_measures_and_the_report_plots_it() {
+    let dir = scratch("bench");
+    let json = dir.join("bench.json");
+    let out = condwrite(&["bench", "--samples", "5", "--json", json.to_str().unwrap()]);
+    assert_no_panic(&out);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("Benching embedded"), "{stderr}");
+    assert!(
+        stdout.contains("PUT If-None-Match: * p50 / p99 ms"),
+        "{stdout}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let b = &report["bench"][0];
+    assert_eq!(b["target"], "embedded");
+    let latency = b["latency"].as_array().unwrap();
+    assert_eq!(latency.len(), 3);
+    for l in latency {
+        assert_eq!(l["count"], 5, "{l}");
+        assert_eq!(l["failed"], 0, "{l}");
+        let (p50, p99) = (l["p50_ms"].as_f64().unwrap(), l["p99_ms"].as_f64().unwrap());
+        assert!(p50 > 0.0 && p50 <= p99, "{l}");
+    }
+    let workers: Vec<u64> = b["cas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["workers"].as_u64().unwrap())
+        .collect();
+    assert_eq!(workers, [1, 2, 4, 8, 16, 32]);
+    for c in b["cas"].as_array().unwrap() {
+        // A correct store acknowledges every increment asked for (workers
+        // already in flight when the goal is reached may add a few).
+        let (done, workers) = (
+            c["increments"].as_u64().unwrap(),
+            c["workers"].as_u64().unwrap(),
+        );
+        assert!((40..40 + workers).contains(&done), "{c}");
+        let (attempts, conflicts) = (
+            c["attempts"].as_u64().unwrap(),
+            c["conflicts"].as_u64().unwrap(),
+        );
+        assert_eq!(attempts, done + conflicts, "{c}");
+    }
+    assert_eq!(b["cas"][0]["conflicts"], 0, "one worker never conflicts");
+    assert_eq!(b["race"]["racers"], 16);
+    // The report plots it, inline, no script.
+    let html = dir.join("b.html");
+    let out = condwrite(&[
+        "report",
+        json.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let html = std::fs::read_to_string(&html).unwrap();
+    assert!(html.contains("<svg class=\"latency\""), "no latency plot");
+    assert!(html.contains("<svg class=\"cas\""), "no counter plot");
+    assert!(!html.contains("<script"), "a script in the report");
+}

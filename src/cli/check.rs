@@ -161,7 +161,15 @@ fn trials(
 /// The run: the targets started through the library runner, a trial per
 /// cell, the targets stopped, the matrix and the reasons printed, the JSON
 /// written, the exit status.
-pub(super) fn check(runtime: &tokio::runtime::Runtime, cli: Cli) -> ExitCode {
+/// How many cells run at once unless `--test-threads` says otherwise: a
+/// run waits on the network, not on the CPU, so the number of CPUs is the
+/// wrong bound (a target's `max_concurrency` still limits its own cells).
+pub const DEFAULT_CONCURRENCY: usize = 32;
+
+pub(super) fn check(runtime: &tokio::runtime::Runtime, mut cli: Cli) -> ExitCode {
+    if cli.test.test_threads.is_none() {
+        cli.test.test_threads = Some(DEFAULT_CONCURRENCY);
+    }
     let plan = match plan(&cli) {
         Ok(p) => p,
         Err(code) => return code,

@@ -75,8 +75,7 @@ pub(super) fn doctor(runtime: &tokio::runtime::Runtime, d: Doctor<'_>) -> ExitCo
         sub.scenarios.len()
     );
     handle_signals(runtime);
-    // Waits on the network, not the CPU: a few cells at a time per core.
-    let concurrency = std::thread::available_parallelism().map_or(4, |n| n.get() * 2);
+    let concurrency = super::check::DEFAULT_CONCURRENCY;
     let ran = runtime.block_on(runner::run(specs, &sub, concurrency, &|e| match e {
         Event::CellDone {
             target,

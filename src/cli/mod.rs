@@ -9,6 +9,7 @@
 //! its own, `condwrite report` merges and renders results, `condwrite
 //! targets` lists targets for a CI matrix.
 
+mod bench;
 mod check;
 mod commands;
 pub mod docs;
@@ -48,7 +49,8 @@ Examples:
   condwrite --target minio --json m.json --baseline old.json   fail only on regressions
   condwrite report a.json b.json --markdown r.md --html r.html --junit junit.xml
   condwrite targets --json 'minio*'           targets for a CI matrix
-  condwrite doctor --target minio --profile terraform   is Terraform's lock safe on minio?";
+  condwrite doctor --target minio --profile terraform   is Terraform's lock safe on minio?
+  condwrite bench --target minio --json bench.json      what conditional writes cost there";
 
 /// Exit status for bad input (a malformed file, an unknown target).
 const EXIT_USAGE: u8 = 2;
@@ -161,6 +163,19 @@ enum Command {
         #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
         request_timeout: Option<u64>,
     },
+    /// What conditional writes cost on each target: PUT latency plain vs
+    /// If-None-Match vs If-Match, the CAS counter at 1 to 32 workers, races
+    Bench {
+        /// Targets to measure, one at a time [default: embedded]
+        #[arg(long = "target", value_name = "NAME[,NAME...]", action = ArgAction::Append)]
+        targets: Vec<String>,
+        /// Also write the figures as JSON to PATH (`condwrite report` plots them)
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
+        /// Requests per kind of PUT
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10000))]
+        samples: u64,
+    },
     /// Write the generated reference pages (scenarios, faults, targets)
     /// into DIR
     Docs {
@@ -234,6 +249,19 @@ pub fn main() -> ExitCode {
             nodes,
         }) => serve(&runtime, port, faults, nodes.into()),
         Some(Command::Docs { ref dir }) => docs::docs(dir),
+        Some(Command::Bench {
+            ref targets,
+            ref json,
+            samples,
+        }) => bench::run(
+            &runtime,
+            bench::Bench {
+                targets,
+                json: json.as_ref(),
+                samples: samples as usize,
+                targets_file: cli.targets_file.as_deref(),
+            },
+        ),
         Some(Command::Doctor {
             ref targets,
             ref profiles,

@@ -129,6 +129,9 @@ table.evidence td, table.evidence th { font-size: 12px; }
 .fit-unknown { background: #e6c8f0; }
 .fit-broken { background: #dcdcdc; }
 .fit-unsafe { background: #ff9c9c; }
+.plots { display: flex; flex-wrap: wrap; gap: 12px; }
+.plots figure { margin: 0; border: 1px solid #c8c8cc; padding: 6px; }
+.plots figcaption { font-weight: 600; }
 ";
 
 impl Report {
@@ -192,6 +195,7 @@ impl Report {
         }
         out.push_str("</table>\n");
         out.push_str(&self.html_applications());
+        out.push_str(&self.html_bench());
         out.push_str("<h2>Legend</h2>\n<table id=\"legend\">");
         for v in Verdict::ALL {
             out.push_str(&format!(
@@ -262,6 +266,7 @@ mod tests {
             }],
             targets: vec![TargetInfo::named("a"), TargetInfo::named("b")],
             results: vec![cell("a", Verdict::Info), cell("b", Verdict::Deviates)],
+            bench: Vec::new(),
         };
         let html = report.to_html();
         assert!(

@@ -44,6 +44,7 @@ impl Report {
         out.push_str("\n## Summary\n\n");
         out.push_str(&self.markdown_summary());
         out.push_str(&self.markdown_applications());
+        out.push_str(&self.markdown_bench());
         out.push_str("\n## Matrix\n\n");
         let mut header = String::from("| scenario | operation |");
         let mut rule = String::from("|---|---|");

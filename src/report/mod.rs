@@ -6,6 +6,7 @@
 //! runs nothing; it only shapes results.
 
 mod apps;
+mod bench;
 mod html;
 mod junit;
 mod markdown;
@@ -75,6 +76,9 @@ pub struct Report {
     pub targets: Vec<TargetInfo>,
     /// One entry per cell that ran.
     pub results: Vec<CellResult>,
+    /// `condwrite bench` figures, one entry per target measured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bench: Vec<crate::bench::BenchResult>,
 }
 
 /// A scenario as the report names it.
@@ -260,6 +264,10 @@ impl Report {
                 out.results
                     .retain(|x| !(x.target == c.target && x.scenario == c.scenario));
                 out.results.push(c);
+            }
+            for b in r.bench {
+                out.bench.retain(|x| x.target != b.target);
+                out.bench.push(b);
             }
         }
         let order = |c: &CellResult| {

@@ -29,6 +29,7 @@ fn report() -> Report {
             cell("x", "b", Verdict::Unsafe),
             cell("y", "a", Verdict::Deviates),
         ],
+        bench: Vec::new(),
     }
 }
 

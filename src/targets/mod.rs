@@ -114,6 +114,9 @@ pub struct TargetSpec {
     pub root: PathBuf,
     /// The server's version, for reports (`version = "..."`).
     pub version: Option<String>,
+    /// How many of its scenarios may run at once (`None`: as many as the
+    /// run allows), for servers that cannot take parallel scenarios.
+    pub max_concurrency: Option<usize>,
 }
 
 /// All targets of a targets file.

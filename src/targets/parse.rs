@@ -62,6 +62,7 @@ pub(super) struct RawTarget {
     checksums: Option<ChecksumMode>,
     request_timeout_s: Option<u64>,
     ca_file: Option<String>,
+    max_concurrency: Option<usize>,
 }
 
 /// Fields that only some kinds take, for the check that each entry uses
@@ -202,6 +203,9 @@ fn entry(mut t: RawTarget, root: &Path, earlier: &[TargetSpec]) -> Result<Target
     if !(1..=8).contains(&nodes) {
         return Err(whose(format!("`nodes = {nodes}`: expected 1 to 8")));
     }
+    if let Some(n @ (0 | 257..)) = t.max_concurrency {
+        return Err(whose(format!("`max_concurrency = {n}`: expected 1 to 256")));
+    }
     Ok(TargetSpec {
         name,
         kind: t.kind,
@@ -221,6 +225,7 @@ fn entry(mut t: RawTarget, root: &Path, earlier: &[TargetSpec]) -> Result<Target
         },
         root: root.to_owned(),
         version: t.version,
+        max_concurrency: t.max_concurrency,
     })
 }
 

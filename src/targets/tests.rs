@@ -152,3 +152,33 @@ fn glob_patterns_match_as_expected() {
     assert!(!glob_match("minio*", "embedded"));
     assert!(!glob_match("ab*ba", "aba"));
 }
+
+#[test]
+fn max_concurrency_is_any_kind_s_and_bounded() {
+    let parse = |body: &str| {
+        Targets::parse(
+            "t.toml",
+            &format!("[[target]]\nname = \"x\"\n{body}"),
+            Path::new("."),
+        )
+    };
+    let t = parse("kind = \"embedded\"\nmax_concurrency = 3\n").unwrap();
+    assert_eq!(t.targets[0].max_concurrency, Some(3));
+    let t = parse("kind = \"process\"\ncommand = [\"x\"]\naccess_key = \"a\"\nsecret_key = \"b\"\nmax_concurrency = 1\n").unwrap();
+    assert_eq!(t.targets[0].max_concurrency, Some(1));
+    let t = parse("kind = \"endpoint\"\nurl = \"http://a:1\"\n").unwrap();
+    assert_eq!(t.targets[0].max_concurrency, None);
+    for n in [0, 257] {
+        let err = parse(&format!("kind = \"embedded\"\nmax_concurrency = {n}\n")).unwrap_err();
+        assert!(
+            err.contains(&format!("`max_concurrency = {n}`: expected 1 to 256")),
+            "{err}"
+        );
+    }
+    // The shipped servers that cannot take parallel scenarios say so.
+    let shipped = Targets::builtin();
+    for name in ["moto", "s3rver", "rclone", "rclone-container"] {
+        let t = shipped.targets.iter().find(|t| t.name == name).unwrap();
+        assert_eq!(t.max_concurrency, Some(1), "{name}");
+    }
+}
