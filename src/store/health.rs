@@ -9,7 +9,7 @@
 //! ending (Ctrl-C, SIGTERM) shuts every target's health, so that the
 //! scenarios still running send nothing more while the clean-up runs.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -29,6 +29,17 @@ pub struct Health {
     all_stalled: Mutex<Option<String>>,
     /// The run is ending: nothing more is sent.
     shut: AtomicBool,
+    /// Requests sent and not yet answered (or given up on).
+    in_flight: AtomicUsize,
+}
+
+/// A request in flight: counted until it is dropped.
+pub(super) struct Flight<'a>(&'a Health);
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn lock(m: &Mutex<Option<String>>) -> std::sync::MutexGuard<'_, Option<String>> {
@@ -46,6 +57,26 @@ impl Health {
     /// Refuses every further request: the run is ending.
     pub fn shut_down(&self) {
         self.shut.store(true, Ordering::SeqCst);
+    }
+
+    /// Counts a request as in flight until the guard is dropped.
+    pub(super) fn flying(&self) -> Flight<'_> {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        Flight(self)
+    }
+
+    /// Waits (at most `max`) until no request is in flight: once shut, what
+    /// a clean-up lists afterwards includes everything the run wrote (an
+    /// upload created by a request already on its way, say).
+    pub async fn settled(&self, max: Duration) -> bool {
+        let until = tokio::time::Instant::now() + max;
+        while self.in_flight.load(Ordering::SeqCst) > 0 {
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
     }
 
     /// Whether a request of this kind may be sent; the error says why not.

@@ -451,6 +451,7 @@ impl Store {
         if let Err(why) = self.health.admit(conditional) {
             return Err(unanswered(outcome, why));
         }
+        let _flight = self.health.flying();
         match request.await {
             Ok(out) => {
                 self.health.answered(conditional);
@@ -491,6 +492,7 @@ impl Store {
         if let Err(why) = self.health.admit(false) {
             return Err((format!("{}: {why}", what()), None));
         }
+        let _flight = self.health.flying();
         match request.await {
             Ok(out) => {
                 self.health.answered(false);

@@ -73,6 +73,11 @@ pub async fn interrupt() -> String {
     for (_, health, _) in &started {
         health.shut_down();
     }
+    // Let the requests already on their way land (within a few seconds),
+    // so that the clean-up's listings include what they create.
+    for (_, health, _) in &started {
+        health.settled(Duration::from_secs(5)).await;
+    }
     let cleanups: Vec<(String, Cleanup)> = started
         .into_iter()
         .filter_map(|(n, _, c)| c.map(|c| (n, c)))
