@@ -307,27 +307,9 @@ pub(crate) fn grade_counter(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Operation;
 
     fn put(status: u16) -> Outcome {
-        Outcome {
-            operation: Operation::PutObject,
-            method: "PUT".into(),
-            path: "/b/c".into(),
-            copy_source: None,
-            sent: None,
-            received: None,
-            key: "c".into(),
-            precondition: Precondition::none(),
-            status,
-            code: None,
-            etag: None,
-            last_modified: None,
-            body: None,
-            body_error: None,
-            upload_id: None,
-            items: Vec::new(),
-        }
+        crate::engine::made_up_put(status, None, None, Precondition::none())
     }
 
     fn seen(acknowledged: u64, unknown: u64) -> WorkerSeen {

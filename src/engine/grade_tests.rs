@@ -2,28 +2,11 @@
 //! reason it gives.
 
 use super::*;
-use crate::model::{BatchItem, Operation};
+use crate::model::BatchItem;
 use bytes::Bytes;
 
 fn out(status: u16, code: Option<&str>, etag: Option<&str>) -> Outcome {
-    Outcome {
-        operation: Operation::PutObject,
-        method: "PUT".into(),
-        path: "/b/k".into(),
-        copy_source: None,
-        sent: None,
-        received: None,
-        key: "k".into(),
-        precondition: Precondition::create_only(),
-        status,
-        code: code.map(Into::into),
-        etag: etag.map(ETag::new),
-        last_modified: None,
-        body: None,
-        body_error: None,
-        upload_id: None,
-        items: Vec::new(),
-    }
+    crate::engine::made_up_put(status, code, etag, Precondition::create_only())
 }
 
 fn present(body: &str, etag: &str) -> State {

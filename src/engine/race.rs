@@ -357,27 +357,11 @@ fn grouped_by_round(notes: &[(u32, Verdict, String)], rounds: usize) -> Findings
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ETag, Operation};
+    use crate::model::ETag;
 
     fn out(status: u16) -> Outcome {
-        Outcome {
-            operation: Operation::PutObject,
-            method: "PUT".into(),
-            path: "/b/k".into(),
-            copy_source: None,
-            sent: None,
-            received: None,
-            key: "k".into(),
-            precondition: Precondition::create_only(),
-            status,
-            code: None,
-            etag: (status == 200).then(|| ETag::new("\"e\"")),
-            last_modified: None,
-            body: None,
-            body_error: None,
-            upload_id: None,
-            items: Vec::new(),
-        }
+        let etag = (status == 200).then_some("\"e\"");
+        crate::engine::made_up_put(status, None, etag, Precondition::create_only())
     }
 
     fn holding(i: usize) -> State {
