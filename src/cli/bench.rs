@@ -11,7 +11,7 @@ use crate::runner::Session;
 use crate::targets::fresh_name;
 
 use super::check::{handle_signals, say};
-use super::{load_targets, usage_error, EXIT_FAILED, EXIT_USAGE};
+use super::{select_targets, usage_error, EXIT_FAILED, EXIT_USAGE};
 
 /// What `condwrite bench` was asked.
 pub(super) struct Bench<'a> {
@@ -24,16 +24,7 @@ pub(super) struct Bench<'a> {
 /// Runs the bench: prints the table, writes the JSON; exit 0, 101 when a
 /// target did not start, 2 for bad input, 1 when only a clean-up failed.
 pub(super) fn run(runtime: &tokio::runtime::Runtime, b: Bench<'_>) -> ExitCode {
-    let targets = match load_targets(b.targets_file) {
-        Ok(t) => t,
-        Err(e) => return usage_error(e),
-    };
-    let wanted = if b.targets.is_empty() {
-        vec!["embedded".to_owned()]
-    } else {
-        b.targets.to_vec()
-    };
-    let specs = match targets.select(&wanted) {
+    let specs = match select_targets(b.targets_file, b.targets, None) {
         Ok(s) => s,
         Err(e) => return usage_error(e),
     };

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use libtest_mimic::{Failed, FormatSetting, Trial};
 
 use super::commands::print_comparison;
-use super::{load_catalog, load_targets, usage_error, Cli, EXIT_FAILED, EXIT_USAGE};
+use super::{load_catalog, select_targets, usage_error, Cli, EXIT_FAILED, EXIT_USAGE};
 use crate::catalog::Scenario;
 use crate::report::{CellResult, Report};
 use crate::runner::{Event, Session};
@@ -33,7 +33,6 @@ struct Plan {
 /// Reads and checks the run's input; bad input is exit 2 with one line.
 fn plan(cli: &Cli) -> Result<Plan, ExitCode> {
     let catalog = load_catalog(cli.suites.as_deref()).map_err(usage_error)?;
-    let targets = load_targets(cli.targets_file.as_deref()).map_err(usage_error)?;
     // Read the baseline before anything starts: a bad path is bad input.
     let baseline = cli
         .baseline
@@ -41,25 +40,18 @@ fn plan(cli: &Cli) -> Result<Plan, ExitCode> {
         .map(Report::load)
         .transpose()
         .map_err(usage_error)?;
-    let wanted = if cli.targets.is_empty() {
-        vec!["embedded".to_owned()]
-    } else {
-        cli.targets.clone()
-    };
-    let mut selected = targets.select(&wanted).map_err(|e| {
-        usage_error(format!(
-            "{e}\n  (add a `[[target]]` to targets.toml or pick one of these)"
-        ))
-    })?;
+    let mut selected = select_targets(
+        cli.targets_file.as_deref(),
+        &cli.targets,
+        cli.request_timeout,
+    )
+    .map_err(usage_error)?;
     if let Some(ca) = &cli.ca_file {
         std::fs::metadata(ca)
             .map_err(|e| usage_error(format!("--ca-file {}: {e}", ca.display())))?;
     }
-    for spec in &mut selected {
-        if let Some(t) = cli.request_timeout {
-            spec.client.request_timeout = std::time::Duration::from_secs(t);
-        }
-        if let Some(ca) = &cli.ca_file {
+    if let Some(ca) = &cli.ca_file {
+        for spec in &mut selected {
             spec.client.ca_file = Some(ca.clone());
         }
     }

@@ -13,7 +13,7 @@ use crate::report::Report;
 use crate::runner::{self, Event};
 
 use super::check::{handle_signals, say};
-use super::{load_catalog, load_targets, usage_error, EXIT_FAILED, EXIT_USAGE};
+use super::{load_catalog, select_targets, usage_error, EXIT_FAILED, EXIT_USAGE};
 
 /// What `condwrite doctor` was asked.
 pub(super) struct Doctor<'a> {
@@ -41,24 +41,10 @@ pub(super) fn doctor(runtime: &tokio::runtime::Runtime, d: Doctor<'_>) -> ExitCo
         Ok(p) => p,
         Err(e) => return usage_error(e),
     };
-    let targets = match load_targets(d.targets_file) {
-        Ok(t) => t,
-        Err(e) => return usage_error(e),
-    };
-    let wanted = if d.targets.is_empty() {
-        vec!["embedded".to_owned()]
-    } else {
-        d.targets.to_vec()
-    };
-    let mut specs = match targets.select(&wanted) {
+    let specs = match select_targets(d.targets_file, d.targets, d.request_timeout) {
         Ok(s) => s,
         Err(e) => return usage_error(e),
     };
-    if let Some(t) = d.request_timeout {
-        for spec in &mut specs {
-            spec.client.request_timeout = std::time::Duration::from_secs(t);
-        }
-    }
     let needed = scenarios_needed(&chosen);
     let sub = Catalog {
         scenarios: catalog

@@ -312,6 +312,31 @@ fn load_catalog(suites: Option<&Path>) -> Result<Catalog, String> {
     })
 }
 
+/// The targets a command runs on: `wanted` (names or `*` patterns; `embedded`
+/// when none) from the targets file, with `request_timeout` (seconds) set
+/// on every one when given. The error is one line for the user.
+fn select_targets(
+    file: Option<&Path>,
+    wanted: &[String],
+    request_timeout: Option<u64>,
+) -> Result<Vec<crate::targets::TargetSpec>, String> {
+    let targets = load_targets(file)?;
+    let wanted = if wanted.is_empty() {
+        vec!["embedded".to_owned()]
+    } else {
+        wanted.to_vec()
+    };
+    let mut selected = targets
+        .select(&wanted)
+        .map_err(|e| format!("{e}\n  (add a `[[target]]` to targets.toml or pick one of these)"))?;
+    if let Some(t) = request_timeout {
+        for spec in &mut selected {
+            spec.client.request_timeout = std::time::Duration::from_secs(t);
+        }
+    }
+    Ok(selected)
+}
+
 fn load_targets(file: Option<&Path>) -> Result<Targets, String> {
     match file {
         Some(path) => Targets::load(path),
