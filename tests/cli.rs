@@ -819,6 +819,10 @@ fn bench_measures_and_the_report_plots_it() {
     }
     assert_eq!(b["cas"][0]["conflicts"], 0, "one worker never conflicts");
     assert_eq!(b["race"]["racers"], 16);
+    // The racers' last bytes are timed by the client, and by the reference
+    // server (which says when it read each).
+    assert!(b["race"]["sent_spread_p50_us"].is_u64(), "{}", b["race"]);
+    assert!(b["race"]["read_spread_p50_us"].is_u64(), "{}", b["race"]);
     // The report plots it, inline, no script.
     let html = dir.join("b.html");
     let out = condwrite(&[

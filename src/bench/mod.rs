@@ -13,6 +13,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{ETag, Precondition};
+use crate::store::gate::{Gate, Racer, Spread};
 use crate::store::Store;
 
 /// One target's figures.
@@ -74,8 +75,12 @@ pub struct RaceFigures {
     pub loser_p50_ms: f64,
     pub loser_max_ms: f64,
     /// Median, over rounds, of the time between the first and the last
-    /// racer's request leaving the client.
-    pub send_spread_p50_ms: f64,
+    /// racer's last byte leaving the client (each racer holds its last byte
+    /// until all are ready: see `store::gate`).
+    pub sent_spread_p50_us: u64,
+    /// The same, as the server read them, from a server that says when
+    /// (the reference server does); `None` from others.
+    pub read_spread_p50_us: Option<u64>,
 }
 
 /// How much to measure.
@@ -117,6 +122,11 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     }
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
+}
+
+/// The nearest-rank median of sorted whole numbers.
+fn median(sorted: &[u64]) -> Option<u64> {
+    sorted.get(sorted.len().checked_sub(1)? / 2).copied()
 }
 
 fn latency(kind: &str, mut samples: Vec<f64>, failed: usize) -> Latency {
@@ -285,9 +295,11 @@ async fn cas_point(store: &Store, key: &str, workers: u32, limits: &Limits) -> C
     }
 }
 
-/// Rounds of racers creating one fresh key each round.
+/// Rounds of racers creating one fresh key each round, their last bytes
+/// released together as in the race scenarios.
 async fn race(store: &Store, prefix: &str, limits: &Limits) -> Option<RaceFigures> {
-    let (mut winners, mut losers, mut spreads) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut winners, mut losers) = (Vec::new(), Vec::new());
+    let (mut sent, mut read) = (Vec::new(), Vec::new());
     let started = Instant::now();
     let mut rounds = 0;
     for round in 0..limits.race_rounds {
@@ -297,30 +309,34 @@ async fn race(store: &Store, prefix: &str, limits: &Limits) -> Option<RaceFigure
         rounds += 1;
         let key = format!("{prefix}-{round}");
         let barrier = Arc::new(tokio::sync::Barrier::new(limits.racers as usize));
+        let gate = Gate::for_racers(limits.racers as usize, store.timeout());
         let mut tasks = Vec::new();
         for r in 0..limits.racers {
             let (store, key, barrier) = (store.clone(), key.clone(), barrier.clone());
+            let place = Racer::new(&gate);
             tasks.push(tokio::spawn(async move {
+                let _ = store.head(&key, &Precondition::none()).await;
                 barrier.wait().await;
-                let sent = Instant::now();
+                let began = Instant::now();
                 let out = store
-                    .put(
+                    .race_put(
                         &key,
                         Bytes::from(format!("racer {r}")),
                         &Precondition::create_only(),
+                        &place,
                     )
                     .await;
                 (
-                    sent,
-                    sent.elapsed(),
+                    began.elapsed(),
                     out.map(|o| o.is_success()).unwrap_or(false),
+                    place.timing(),
                 )
             }));
         }
-        let mut sends = Vec::new();
+        let mut timings = Vec::new();
         for t in tasks {
-            if let Ok((sent, took, won)) = t.await {
-                sends.push(sent);
+            if let Ok((took, won, timing)) = t.await {
+                timings.push(timing);
                 if won {
                     winners.push(ms(took));
                 } else {
@@ -328,23 +344,27 @@ async fn race(store: &Store, prefix: &str, limits: &Limits) -> Option<RaceFigure
                 }
             }
         }
-        if let (Some(first), Some(last)) = (sends.iter().min(), sends.iter().max()) {
-            spreads.push(ms(*last - *first));
-        }
+        let spread = Spread::of(&timings);
+        sent.extend(spread.sent_us);
+        read.extend(spread.read_us);
     }
     if rounds == 0 {
         return None;
     }
-    for v in [&mut winners, &mut losers, &mut spreads] {
+    for v in [&mut winners, &mut losers] {
         v.sort_by(f64::total_cmp);
     }
+    sent.sort_unstable();
+    read.sort_unstable();
     Some(RaceFigures {
         rounds,
         racers: limits.racers,
         winner_p50_ms: quantile(&winners, 0.5),
         loser_p50_ms: quantile(&losers, 0.5),
         loser_max_ms: losers.last().copied().unwrap_or(0.0),
-        send_spread_p50_ms: quantile(&spreads, 0.5),
+        sent_spread_p50_us: median(&sent).unwrap_or(0),
+        // Only when the server said for every round.
+        read_spread_p50_us: median(&read).filter(|_| read.len() == rounds as usize),
     })
 }
 
@@ -360,6 +380,9 @@ mod tests {
         assert_eq!(quantile(&v, 0.99), 99.0);
         assert_eq!(quantile(&[7.0], 0.99), 7.0);
         assert_eq!(quantile(&[], 0.5), 0.0);
+        assert_eq!(median(&[1, 2, 3, 4]), Some(2));
+        assert_eq!(median(&[1, 2, 3]), Some(2));
+        assert_eq!(median(&[]), None);
         let l = latency("PUT", vec![3.0, 1.0, 2.0], 1);
         assert_eq!((l.count, l.failed, l.p50_ms, l.max_ms), (3, 1, 2.0, 3.0));
     }

@@ -166,7 +166,7 @@ pub async fn run(site: &Site<'_>, scenario: &Scenario, prefix: &str) -> Judgemen
         let stores: Vec<Store> = std::iter::once(site.store.clone())
             .chain(site.peers.iter().cloned())
             .collect();
-        return run_in(&stores, site.read_lag, scenario, prefix, started, false).await;
+        return run_in(&stores, site, scenario, prefix, started, false).await;
     }
     let judged = |verdict, reason: String| Judgement {
         verdict,
@@ -212,7 +212,7 @@ pub async fn run(site: &Site<'_>, scenario: &Scenario, prefix: &str) -> Judgemen
             let stores: Vec<Store> = std::iter::once(store.clone())
                 .chain(site.peers.iter().map(|p| p.for_bucket(bucket.clone())))
                 .collect();
-            let mut j = run_in(&stores, site.read_lag, scenario, prefix, started, true).await;
+            let mut j = run_in(&stores, site, scenario, prefix, started, true).await;
             if let Some(note) = note {
                 j.reason = format!("{} ({note})", j.reason);
             }
@@ -275,7 +275,7 @@ fn with_late_writes(
 
 async fn run_in(
     stores: &[Store],
-    read_lag: &ReadLag,
+    site: &Site<'_>,
     scenario: &Scenario,
     prefix: &str,
     started: Instant,
@@ -284,7 +284,7 @@ async fn run_in(
     let store = &stores[0];
     let mut run = Run {
         stores,
-        read_lag,
+        read_lag: site.read_lag,
         prefix,
         saved: HashMap::new(),
         uploads: HashMap::new(),

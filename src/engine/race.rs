@@ -15,6 +15,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::Barrier;
 
+use crate::store::gate::{Gate, Racer, Spread};
+
 use crate::catalog::{Conditions, RaceStart};
 use crate::model::Verdict;
 use crate::model::{Outcome, Precondition};
@@ -22,6 +24,7 @@ use crate::model::{Outcome, Precondition};
 use super::grade::{is_unsupported_answer, ms, tally, Answer, Findings, Graded, Reason};
 use super::state::{preview, Expected, Settled, State};
 use super::{abort, Abort, Run};
+use crate::store::Store;
 
 /// What one race round saw.
 #[derive(Debug)]
@@ -32,11 +35,33 @@ pub(crate) struct RoundSeen {
     pub results: Vec<(String, Result<Outcome, String>)>,
     /// The object read back after the round.
     pub after: Settled,
+    /// How close together the racers' requests completed.
+    pub spread: Spread,
+    /// Whether the racers' gate opened before all of them reached it.
+    pub gate_gave_up: bool,
+}
+
+/// One round, set up and ready to race.
+struct Ready {
+    round: u32,
+    key: String,
+    base: State,
+    pre: Precondition,
+}
+
+/// What a round's racers got.
+struct Sent {
+    results: Vec<(String, Result<Outcome, String>)>,
+    spread: Spread,
+    gate_gave_up: bool,
 }
 
 impl Run<'_> {
     /// `rounds` rounds of `racers` concurrent conditional PUTs on a fresh
-    /// key each, spread over the target's endpoints.
+    /// key each, spread over the target's endpoints. The rounds take turns:
+    /// racing two at once would have 32 requests share the CPUs and spread
+    /// each round's arrivals over tens of milliseconds (measured on two
+    /// cores), which is what the gate is there to prevent.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn race(
         &mut self,
@@ -54,10 +79,9 @@ impl Run<'_> {
                 return Err(abort(why));
             }
             let key = self.key(&format!("{key}-round-{round}"));
-            seen.push(
-                self.race_round(&key, round, racers, start, conditions)
-                    .await?,
-            );
+            let ready = self.set_up_round(key, round, start, conditions).await?;
+            let sent = send_round(self.stores, &ready, racers).await?;
+            seen.push(self.settle_round(ready, sent).await?);
         }
         let mut graded = grade_race(&seen, winners, loser_status);
         if self.stores.len() > 1 {
@@ -70,18 +94,20 @@ impl Run<'_> {
         Ok(graded)
     }
 
-    async fn race_round(
+    /// Writes the round's base object where the race starts from one, and
+    /// makes the racers' conditions.
+    async fn set_up_round(
         &mut self,
-        key: &str,
+        key: String,
         round: u32,
-        racers: u32,
         start: RaceStart,
         conditions: &Conditions,
-    ) -> Result<RoundSeen, Abort> {
+    ) -> Result<Ready, Abort> {
         let mut extra = HashMap::new();
         let base = match start {
             RaceStart::Absent => State::Absent,
             RaceStart::Existing => {
+                let key = key.as_str();
                 let body = Bytes::from(format!("base of round {round}"));
                 let out = self
                     .store()
@@ -107,30 +133,21 @@ impl Run<'_> {
             }
         };
         let pre = self.precondition(conditions, &extra, None)?;
-        let barrier = Arc::new(Barrier::new(racers as usize));
-        let mut tasks = Vec::new();
-        for racer in 0..racers {
-            let store = self.stores[racer as usize % self.stores.len()].clone();
-            let key = key.to_owned();
-            let pre = pre.clone();
-            let barrier = barrier.clone();
-            let body = format!("racer {racer} of round {round}");
-            tasks.push(tokio::spawn(async move {
-                // Open (and keep in the pool) a connection before the barrier,
-                // so the writes leave together instead of queueing on connects.
-                let _ = store.head(&key, &Precondition::none()).await;
-                barrier.wait().await;
-                let res = store.put(&key, Bytes::from(body.clone()), &pre).await;
-                (body, res)
-            }));
-        }
-        let mut results = Vec::new();
-        for task in tasks {
-            let (body, res) = task
-                .await
-                .map_err(|e| abort(format!("a racer task failed: {e}")))?;
-            results.push((body, res.map_err(|e| e.message)));
-        }
+        Ok(Ready {
+            round,
+            key,
+            base,
+            pre,
+        })
+    }
+
+    /// Reads a raced round back.
+    async fn settle_round(&mut self, ready: Ready, sent: Sent) -> Result<RoundSeen, Abort> {
+        let Ready {
+            round, key, base, ..
+        } = ready;
+        let key = key.as_str();
+        let results = sent.results;
         if let Some(out) = results.iter().find_map(|(_, r)| r.as_ref().ok()) {
             self.evidence.push(out.clone());
         }
@@ -163,8 +180,77 @@ impl Run<'_> {
             base,
             results,
             after,
+            spread: sent.spread,
+            gate_gave_up: sent.gate_gave_up,
         })
     }
+}
+
+/// Races one round: `racers` PUTs spread over the endpoints, each holding
+/// its last byte until all are ready (see `store::gate`).
+async fn send_round(stores: &[Store], ready: &Ready, racers: u32) -> Result<Sent, Abort> {
+    let barrier = Arc::new(Barrier::new(racers as usize));
+    let gate = Gate::for_racers(racers as usize, stores[0].timeout());
+    let mut tasks = Vec::new();
+    for racer in 0..racers {
+        let store = stores[racer as usize % stores.len()].clone();
+        let key = ready.key.clone();
+        let pre = ready.pre.clone();
+        let barrier = barrier.clone();
+        let place = Racer::new(&gate);
+        let body = format!("racer {racer} of round {}", ready.round);
+        tasks.push(tokio::spawn(async move {
+            // Open (and keep in the pool) a connection before the barrier,
+            // so the writes leave together instead of queueing on connects;
+            // then each holds its last byte until all are at the gate.
+            let _ = store.head(&key, &Precondition::none()).await;
+            barrier.wait().await;
+            let res = store
+                .race_put(&key, Bytes::from(body.clone()), &pre, &place)
+                .await;
+            (body, res, place.timing())
+        }));
+    }
+    let mut results = Vec::new();
+    let mut timings = Vec::new();
+    for task in tasks {
+        let (body, res, timing) = task
+            .await
+            .map_err(|e| abort(format!("a racer task failed: {e}")))?;
+        results.push((body, res.map_err(|e| e.message)));
+        timings.push(timing);
+    }
+    Ok(Sent {
+        results,
+        spread: Spread::of(&timings),
+        gate_gave_up: gate.gave_up(),
+    })
+}
+
+/// The per-round arrival spreads, for the evidence: "last bytes sent
+/// within [120, 95] µs of each other per round; the server read them within
+/// [800, 950] µs".
+fn spreads(rounds: &[RoundSeen]) -> Option<String> {
+    let list = |f: fn(&Spread) -> Option<u64>| {
+        let v: Vec<String> = rounds
+            .iter()
+            .filter_map(|r| f(&r.spread))
+            .map(|us| us.to_string())
+            .collect();
+        (!v.is_empty()).then(|| format!("[{}] µs", v.join(", ")))
+    };
+    let sent = list(|s| s.sent_us)?;
+    let mut text = format!("last bytes sent within {sent} of each other per round");
+    if let Some(read) = list(|s| s.read_us) {
+        text.push_str(&format!("; the server read them within {read}"));
+    }
+    let gave_up = rounds.iter().filter(|r| r.gate_gave_up).count();
+    if gave_up > 0 {
+        text.push_str(&format!(
+            "; in {gave_up} rounds a racer never reached its last byte, and the others went without it"
+        ));
+    }
+    Some(text)
 }
 
 /// Grades a race from its rounds.
@@ -196,6 +282,10 @@ pub(crate) fn grade_race(rounds: &[RoundSeen], allowed: u32, loser_status: &[u16
             "; more than {allowed} winner in {overrun} of {} rounds",
             rounds.len()
         ));
+    }
+    if let Some(spreads) = spreads(rounds) {
+        actual.push_str("; ");
+        actual.push_str(&spreads);
     }
     let mut f = grouped_by_round(&notes, rounds.len());
     if unanswered > 0 {
@@ -388,6 +478,8 @@ mod tests {
             base: State::Absent,
             results,
             after: Settled::at_once(after),
+            spread: Spread::default(),
+            gate_gave_up: false,
         }
     }
 
@@ -403,6 +495,30 @@ mod tests {
     const W: Option<u16> = Some(200);
     const L: Option<u16> = Some(412);
     const LOST: Option<u16> = None;
+
+    #[test]
+    fn the_evidence_gives_each_round_s_arrival_spread() {
+        let mut a = round([W, L, L, L], holding(0));
+        a.spread = Spread {
+            sent_us: Some(120),
+            read_us: Some(800),
+        };
+        let mut b = round([W, L, L, L], holding(0));
+        b.spread = Spread {
+            sent_us: Some(95),
+            read_us: None,
+        };
+        b.gate_gave_up = true;
+        let g = grade(&[a, b]);
+        assert_graded(
+            &g,
+            Verdict::Pass,
+            "last bytes sent within [120, 95] µs of each other per round; the server read them within [800] µs; in 1 rounds a racer never reached",
+        );
+        // Without timings (a target that answered none), nothing is said.
+        let g = grade(&[round([W, L, L, L], holding(0))]);
+        assert!(!g.reason.contains("last bytes"), "{}", g.reason);
+    }
 
     #[test]
     fn one_winner_whose_body_is_stored_passes() {

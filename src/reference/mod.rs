@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 mod checks;
+mod clock;
 mod faults;
 mod s3;
 mod store;
@@ -102,6 +103,7 @@ async fn start_at(
     let state: Arc<Mutex<State>> = Arc::default();
     let mut addrs = Vec::new();
     let mut tasks = Vec::new();
+    let started = std::time::Instant::now();
     for node in 0..options.nodes.max(1) {
         let bind = SocketAddr::new(ip, ports.get(node).copied().unwrap_or(0));
         let listener = TcpListener::bind(bind).await?;
@@ -110,6 +112,7 @@ async fn start_at(
             state: state.clone(),
             faults: options.faults.clone(),
             node_lock: Arc::default(),
+            started,
         };
         let mut builder = S3ServiceBuilder::new(reference);
         if !options.anonymous {
@@ -126,6 +129,13 @@ async fn start_at(
                     continue;
                 };
                 let service = service.clone();
+                let stream = clock::Clocked::new(stream, started);
+                let last_read = stream.last_read();
+                // Each request carries its connection's clock to the handler.
+                let service = hyper::service::service_fn(move |mut req| {
+                    req.extensions_mut().insert(last_read.clone());
+                    hyper::service::Service::call(&service, req)
+                });
                 connections.spawn(async move {
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)

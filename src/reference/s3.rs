@@ -130,20 +130,34 @@ impl S3 for Reference {
         &self,
         req: S3Request<dto::PutObjectInput>,
     ) -> S3Result<S3Response<dto::PutObjectOutput>> {
-        let S3Request { input, headers, .. } = req;
+        let S3Request {
+            input,
+            headers,
+            extensions,
+            ..
+        } = req;
         let body = read_body(input.body).await?;
+        // When the whole body was here, for the racers' arrival spread.
+        let received = self.received_header(extensions.get());
         let new = Object {
             etag: md5_hex(&body),
             body,
             last_modified: SystemTime::now(),
         };
         let etag = new.etag.clone();
-        self.write_checked(&input.bucket, &input.key, &headers, new, true)
-            .await?;
-        Ok(S3Response::new(dto::PutObjectOutput {
+        if let Err(mut e) = self
+            .write_checked(&input.bucket, &input.key, &headers, new, true)
+            .await
+        {
+            e.set_headers(received);
+            return Err(e);
+        }
+        let mut answer = S3Response::new(dto::PutObjectOutput {
             e_tag: (!self.has(Fault::NoEtagOnWrite)).then(|| strong(&etag)),
             ..Default::default()
-        }))
+        });
+        answer.headers = received;
+        Ok(answer)
     }
 
     async fn copy_object(

@@ -3,11 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
+use super::clock::LastRead;
 use super::checks::{check_if_match, check_read, check_write};
 use super::faults::RACY_WINDOW;
 use super::Fault;
+use crate::store::gate::RECEIVED_HEADER;
 use bytes::Bytes;
 use s3s::dto::Timestamp;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Result};
@@ -133,9 +135,24 @@ pub(super) struct Reference {
     pub(super) faults: Vec<Fault>,
     /// The node's own lock (used by the `node-local-lock` fault).
     pub(super) node_lock: Arc<tokio::sync::Mutex<()>>,
+    /// When the server started: one clock for all its nodes.
+    pub(super) started: Instant,
 }
 
 impl Reference {
+    /// The `x-condwrite-received-us` answer header: when the connection
+    /// last read bytes (its request's last byte), else now, in microseconds
+    /// since the server started.
+    pub(super) fn received_header(&self, last_read: Option<&LastRead>) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        let us = last_read.map_or_else(
+            || u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            LastRead::micros,
+        );
+        h.insert(RECEIVED_HEADER, http::HeaderValue::from(us));
+        h
+    }
+
     pub(super) fn has(&self, fault: Fault) -> bool {
         self.faults.contains(&fault)
     }

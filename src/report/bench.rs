@@ -40,7 +40,7 @@ fn header() -> Vec<String> {
             "CAS 8 workers",
             "CAS 32 workers",
             "race winner / loser p50 ms",
-            "racers sent within (p50 ms)",
+            "racers' last bytes sent / read within (p50 µs)",
         ]
         .map(String::from),
     );
@@ -57,7 +57,10 @@ fn row(b: &BenchResult) -> Vec<String> {
                 "{:.1} / {:.1}",
                 race.winner_p50_ms, race.loser_p50_ms
             ));
-            r.push(format!("{:.2}", race.send_spread_p50_ms));
+            r.push(match race.read_spread_p50_us {
+                Some(read) => format!("{} / {read}", race.sent_spread_p50_us),
+                None => format!("{} / -", race.sent_spread_p50_us),
+            });
         }
         None => r.extend(["-".to_owned(), "-".to_owned()]),
     }

@@ -10,12 +10,14 @@
 //! stops answering is not waited on again and again.
 //!
 //! - `health`: timeouts in a row, and the stall rule;
+//! - `gate`: last-byte synchronisation of racers;
 //! - `limit`: the cap on every answer's body;
 //! - `objects`: PUT, GET, HEAD, DELETE, COPY, DeleteObjects;
 //! - `multipart`: the multipart upload requests and their listing;
 //! - `bucket`: buckets, versioning, listing and clean-up.
 
 mod bucket;
+pub mod gate;
 mod health;
 mod limit;
 mod multipart;
@@ -370,6 +372,11 @@ impl Store {
             health: Arc::default(),
             ..self.clone()
         }
+    }
+
+    /// The timeout of each request.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Whether the target still answers.

@@ -2,8 +2,13 @@
 //! DeleteObjects, each taking the conditions to send and returning the
 //! [`Outcome`] (or a [`StoreError`] when no answer came).
 
+use aws_sdk_s3::config::StalledStreamProtectionConfig;
 use aws_sdk_s3::primitives::ByteStream;
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
+
+use super::gate::{HoldLastByte, Racer};
 
 use super::{cut, http_date, urlencoding_path, xml_text, Store, StoreError};
 use crate::model::{BatchItem, ETag, Operation, Outcome, Precondition};
@@ -16,6 +21,35 @@ impl Store {
         body: Bytes,
         pre: &Precondition,
     ) -> Result<Outcome, StoreError> {
+        self.put_held(key, body, pre, None).await
+    }
+
+    /// PutObject as one racer of a round: the request is the one [`put`]
+    /// sends, but its last byte waits at the racer's gate (see [`gate`]).
+    ///
+    /// [`put`]: Store::put
+    /// [`gate`]: super::gate
+    pub async fn race_put(
+        &self,
+        key: &str,
+        body: Bytes,
+        pre: &Precondition,
+        racer: &Arc<Racer>,
+    ) -> Result<Outcome, StoreError> {
+        let out = self.put_held(key, body, pre, Some(racer)).await;
+        // A request that ended without its body reaching the gate (no
+        // connection, an early answer) must not keep the others waiting.
+        racer.arrive();
+        out
+    }
+
+    async fn put_held(
+        &self,
+        key: &str,
+        body: Bytes,
+        pre: &Precondition,
+        racer: Option<&Arc<Racer>>,
+    ) -> Result<Outcome, StoreError> {
         let mut outcome = self.outcome(Operation::PutObject, key, pre);
         outcome.sent = Some(cut(&body));
         self.written.put(body.len());
@@ -27,8 +61,22 @@ impl Store {
             .body(ByteStream::from(body))
             .set_if_match(pre.if_match.clone())
             .set_if_none_match(pre.if_none_match.clone())
-            .send();
-        let (mut outcome, out) = self.call(outcome, request).await?;
+            .customize();
+        let request = match racer {
+            // The SDK's stalled-upload check would take a racer whose
+            // server reads its body late (after a lock, say) for a stalled
+            // upload; the request's timeout still bounds it.
+            Some(racer) => request
+                .interceptor(HoldLastByte {
+                    racer: Arc::clone(racer),
+                })
+                .config_override(
+                    aws_sdk_s3::config::Builder::new()
+                        .stalled_stream_protection(StalledStreamProtectionConfig::disabled()),
+                ),
+            None => request,
+        };
+        let (mut outcome, out) = self.call(outcome, request.send()).await?;
         if let Some(out) = out {
             outcome.status = 200;
             outcome.etag = out.e_tag().and_then(ETag::from_header);
