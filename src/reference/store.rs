@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 
-use super::clock::LastRead;
 use super::checks::{check_if_match, check_read, check_write};
+use super::clock::LastRead;
 use super::faults::RACY_WINDOW;
 use super::Fault;
 use crate::store::gate::RECEIVED_HEADER;

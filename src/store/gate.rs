@@ -203,8 +203,7 @@ impl Body for HeldBody {
             return Poll::Pending;
         }
         let last = self.last.take();
-        self.racer
-            .record(|t| t.last_byte = Some(Instant::now()));
+        self.racer.record(|t| t.last_byte = Some(Instant::now()));
         Poll::Ready(last.map(|b| Ok(Frame::data(b))))
     }
 
