@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+use tokio::sync::SetOnce;
+
 use futures::StreamExt;
 
 use crate::catalog::{Catalog, Scenario};
@@ -40,11 +42,12 @@ pub enum Event {
     },
 }
 
-/// The targets of a run, started (or not, with the reason), and the prefix
-/// the run's keys live under.
+/// The targets of a run, each started (or not, with the reason) or still
+/// starting, and the prefix the run's keys live under.
 pub struct Session {
     specs: Vec<TargetSpec>,
-    live: Vec<(String, Result<LiveTarget, String>)>,
+    /// The targets the run needs; each slot is set when its start ends.
+    live: Vec<(String, SetOnce<Result<LiveTarget, String>>)>,
     /// Targets whose scenarios may only run so many at a time.
     limits: Vec<(String, Arc<tokio::sync::Semaphore>)>,
     prefix: String,
@@ -72,20 +75,62 @@ fn now_rfc3339() -> Option<String> {
 }
 
 impl Session {
-    /// Starts each of `specs` that `wanted` keeps (those with a cell to
-    /// run), all at once; container targets after one check that a Docker
-    /// engine answers. Must run on a tokio runtime that outlives it.
+    /// The session of each of `specs` that `wanted` keeps (those with a
+    /// cell to run); none is started yet: [`Session::start_all`] starts
+    /// them, and each target's cells wait for its own start only.
+    pub fn new(specs: Vec<TargetSpec>, wanted: impl Fn(&TargetSpec) -> bool) -> Session {
+        let live = specs
+            .iter()
+            .filter(|s| wanted(s))
+            .map(|s| (s.name.clone(), SetOnce::new()))
+            .collect();
+        let limits = specs
+            .iter()
+            .filter_map(|s| {
+                s.max_concurrency
+                    .map(|n| (s.name.clone(), Arc::new(tokio::sync::Semaphore::new(n))))
+            })
+            .collect();
+        Session {
+            specs,
+            live,
+            limits,
+            prefix: format!("{}/", fresh_name("run")),
+            run_at: now_rfc3339(),
+        }
+    }
+
+    /// Starts each of `specs` that `wanted` keeps, all at once, and returns
+    /// when every start has ended (see [`Session::start_all`]).
     pub async fn start(
         specs: Vec<TargetSpec>,
         wanted: impl Fn(&TargetSpec) -> bool,
         on: &(dyn Fn(Event) + Sync),
     ) -> Session {
-        let run_at = now_rfc3339();
-        let needed: Vec<&TargetSpec> = specs.iter().filter(|s| wanted(s)).collect();
+        let session = Session::new(specs, wanted);
+        session.start_all(on).await;
+        session
+    }
+
+    /// Starts every target of the session at once (container targets after
+    /// one check that a Docker engine answers); each is ready for its cells
+    /// as soon as it has started. Must run on a tokio runtime that outlives
+    /// the session, and only once.
+    pub async fn start_all(&self, on: &(dyn Fn(Event) + Sync)) {
+        let needed: Vec<(&TargetSpec, &SetOnce<_>)> = self
+            .live
+            .iter()
+            .filter_map(|(name, slot)| {
+                self.specs
+                    .iter()
+                    .find(|s| &s.name == name)
+                    .map(|spec| (spec, slot))
+            })
+            .collect();
         let containers: Vec<String> = needed
             .iter()
-            .filter(|t| t.kind == Kind::Container)
-            .map(|t| t.name.clone())
+            .filter(|(t, _)| t.kind == Kind::Container)
+            .map(|(t, _)| t.name.clone())
             .collect();
         let docker = if containers.is_empty() {
             Ok(())
@@ -99,50 +144,50 @@ impl Session {
             });
         }
         // Every target starts at once: a matrix of local servers waits for
-        // the slowest, not for the sum of them.
-        let live = futures::future::join_all(needed.into_iter().map(|spec| {
+        // the slowest, not for the sum of them, and the cells of a target
+        // that is up do not wait for the others.
+        futures::future::join_all(needed.into_iter().map(|(spec, slot)| {
             let docker = &docker;
             async move {
-                if let (Kind::Container, Err(e)) = (spec.kind, docker) {
-                    return (spec.name.clone(), Err(e.clone()));
-                }
-                on(Event::Starting {
-                    target: spec.name.clone(),
-                    kind: spec.kind,
-                });
-                let started = LiveTarget::start(spec).await;
-                if let Err(why) = &started {
-                    on(Event::NotStarted {
-                        target: spec.name.clone(),
-                        why: why.clone(),
-                    });
-                }
-                (spec.name.clone(), started)
+                let started = match (spec.kind, docker) {
+                    (Kind::Container, Err(e)) => Err(e.clone()),
+                    _ => {
+                        on(Event::Starting {
+                            target: spec.name.clone(),
+                            kind: spec.kind,
+                        });
+                        let started = LiveTarget::start(spec).await;
+                        if let Err(why) = &started {
+                            on(Event::NotStarted {
+                                target: spec.name.clone(),
+                                why: why.clone(),
+                            });
+                        }
+                        started
+                    }
+                };
+                // Set once: a second start_all finds it set and drops its own.
+                let _ = slot.set(started);
             }
         }))
         .await;
-        let limits = specs
-            .iter()
-            .filter_map(|s| {
-                s.max_concurrency
-                    .map(|n| (s.name.clone(), Arc::new(tokio::sync::Semaphore::new(n))))
-            })
-            .collect();
-        Session {
-            specs,
-            live,
-            limits,
-            prefix: format!("{}/", fresh_name("run")),
-            run_at,
-        }
     }
 
-    /// The health of every target that started, to watch for stalls.
+    /// The target's slot, if the session has it.
+    fn slot(&self, target: &str) -> Option<&SetOnce<Result<LiveTarget, String>>> {
+        self.live
+            .iter()
+            .find(|(n, _)| n == target)
+            .map(|(_, slot)| slot)
+    }
+
+    /// The health of every target that has started, to watch for stalls.
     pub fn healths(&self) -> Vec<(String, Arc<Health>)> {
         self.live
             .iter()
-            .filter_map(|(n, l)| {
-                l.as_ref()
+            .filter_map(|(n, slot)| {
+                slot.get()?
+                    .as_ref()
                     .ok()
                     .map(|l| (n.clone(), l.store().health().clone()))
             })
@@ -154,20 +199,34 @@ impl Session {
         self.live.iter().any(|(n, _)| n == target)
     }
 
-    /// Why `target` did not start, if it did not.
+    /// Why `target` did not start, if its start ended and it did not.
     pub fn not_started(&self, target: &str) -> Option<&str> {
-        self.live
-            .iter()
-            .find(|(n, _)| n == target)
-            .and_then(|(_, l)| l.as_ref().err().map(String::as_str))
+        self.slot(target)?.get()?.as_ref().err().map(String::as_str)
     }
 
-    /// Runs `scenario` on `target`: its cell, `None` if the target was not
-    /// started at all (no cell of it was wanted).
+    /// Runs `scenario` on `target` once the target's start has ended: its
+    /// cell, `None` if the session does not have the target (no cell of it
+    /// was wanted).
     pub async fn cell(&self, target: &str, scenario: &Scenario) -> Option<CellResult> {
-        let (_, live) = self.live.iter().find(|(n, _)| n == target)?;
-        let _permit = match self.limits.iter().find(|(n, _)| n == target) {
+        self.cell_in(target, scenario, None).await
+    }
+
+    /// As [`Session::cell`]; with a `window`, the cell takes one of its
+    /// permits once its target is up and its own limit lets it run, so
+    /// that cells waiting for a target to start hold no place in it.
+    async fn cell_in(
+        &self,
+        target: &str,
+        scenario: &Scenario,
+        window: Option<&tokio::sync::Semaphore>,
+    ) -> Option<CellResult> {
+        let live = self.slot(target)?.wait().await;
+        let _limit = match self.limits.iter().find(|(n, _)| n == target) {
             Some((_, limit)) => limit.clone().acquire_owned().await.ok(),
+            None => None,
+        };
+        let _place = match window {
+            Some(w) => w.acquire().await.ok(),
             None => None,
         };
         Some(match live {
@@ -197,18 +256,15 @@ impl Session {
     /// What the run's scenarios left on `target` (they clean up after
     /// themselves; the stop then sweeps the run's prefix).
     pub async fn leftovers(&self, target: &str) -> Result<Vec<String>, String> {
-        match self.live.iter().find(|(n, _)| n == target) {
-            Some((_, Ok(live))) => live.store().list(live.prefix()).await,
-            _ => Err(format!("target {target} is not running")),
+        match self.live(target) {
+            Some(live) => live.store().list(live.prefix()).await,
+            None => Err(format!("target {target} is not running")),
         }
     }
 
     /// The started target `target`, for tests that look inside.
     pub fn live(&self, target: &str) -> Option<&LiveTarget> {
-        self.live
-            .iter()
-            .find(|(n, _)| n == target)
-            .and_then(|(_, l)| l.as_ref().ok())
+        self.slot(target)?.get()?.as_ref().ok()
     }
 
     /// Stops every target at once (removing what the run left); notes and
@@ -217,8 +273,9 @@ impl Session {
         let endpoints = self
             .live
             .iter()
-            .filter_map(|(n, l)| {
-                l.as_ref()
+            .filter_map(|(n, slot)| {
+                slot.get()?
+                    .as_ref()
                     .ok()
                     .map(|l| (n.clone(), l.settings.endpoint_url.clone()))
             })
@@ -227,7 +284,7 @@ impl Session {
         let stopped = futures::future::join_all(
             self.live
                 .into_iter()
-                .filter_map(|(target, live)| live.ok().map(|live| (target, live)))
+                .filter_map(|(target, slot)| slot.into_inner()?.ok().map(|live| (target, live)))
                 .map(|(target, live)| async move { (target, live.stop().await) }),
         )
         .await;
@@ -308,8 +365,12 @@ pub async fn run(
     concurrency: usize,
     on: &(dyn Fn(Event) + Sync),
 ) -> Ran {
-    let session = Session::start(specs, |_| true, on).await;
-    let results = session.cells_reporting(catalog, concurrency, on).await;
+    let session = Session::new(specs, |_| true);
+    // The cells of each target start as soon as it is up.
+    let ((), results) = futures::join!(
+        session.start_all(on),
+        session.cells_reporting(catalog, concurrency, on)
+    );
     let mut leftovers = Vec::new();
     for spec in &session.specs {
         if session.live(&spec.name).is_some() {
@@ -343,9 +404,16 @@ impl Session {
             .iter()
             .flat_map(|(t, _)| catalog.scenarios.iter().map(|s| (t.clone(), s)))
             .collect();
+        // Every cell waits for its target; `concurrency` of those whose
+        // target is up run at a time, in target order.
+        let window = tokio::sync::Semaphore::new(concurrency.max(1));
+        let all = cells.len().max(1);
         futures::stream::iter(cells)
-            .map(|(t, s)| async move { self.cell(&t, s).await })
-            .buffer_unordered(concurrency.max(1))
+            .map(|(t, s)| {
+                let window = &window;
+                async move { self.cell_in(&t, s, Some(window)).await }
+            })
+            .buffer_unordered(all)
             .filter_map(|c| async move {
                 if let Some(c) = &c {
                     on(Event::CellDone {

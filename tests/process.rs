@@ -222,3 +222,63 @@ async fn a_ready_file_is_waited_for() {
     );
     live.stop().await.unwrap();
 }
+
+/// A target that is up runs its cells while another is still starting: the
+/// slow target's server only starts once the fast target has finished a
+/// cell, so a runner that waited for every target first would never see it
+/// start (it would time out, and its cells would be errors).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_target_s_cells_start_as_soon_as_it_is_up() {
+    let exe = env!("CARGO_BIN_EXE_condwrite");
+    let dir = std::env::temp_dir().join(format!("condwrite-test-{}-ready", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let go = dir.join("go");
+    let text = format!(
+        "[[target]]\nname = \"fast\"\nkind = \"embedded\"\n\n\
+         [[target]]\nname = \"slow\"\nkind = \"process\"\n\
+         access_key = \"condwrite\"\nsecret_key = \"condwrite-local-secret\"\n\
+         command = [\"sh\", \"-c\", \"while [ ! -e {go} ]; do sleep 0.05; done; exec {exe} serve --port {{port}}\"]\n\
+         ready_path = \"/\"\nstart_timeout_s = 20\n",
+        go = go.display()
+    );
+    let specs = Targets::parse("test.toml", &text, Path::new("."))
+        .unwrap()
+        .targets;
+    let catalog = Catalog::builtin().unwrap();
+    let one = Catalog {
+        scenarios: catalog
+            .scenarios
+            .iter()
+            .filter(|s| s.id.starts_with("put-if-none-match"))
+            .cloned()
+            .collect(),
+    };
+    let fast_done_first = std::sync::atomic::AtomicBool::new(false);
+    let ran = runner::run(specs, &one, 4, &|e| {
+        if let runner::Event::CellDone { target, .. } = &e {
+            if target == "fast" && !go.exists() {
+                fast_done_first.store(true, std::sync::atomic::Ordering::SeqCst);
+                std::fs::write(&go, b"").unwrap();
+            }
+        }
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(fast_done_first.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(ran.report.results.len(), 2 * one.scenarios.len());
+    for cell in &ran.report.results {
+        let scenario = one
+            .scenarios
+            .iter()
+            .find(|s| s.id == cell.scenario)
+            .unwrap();
+        assert_eq!(
+            cell.verdict,
+            scenario.baseline(),
+            "{} on {}: {}",
+            cell.scenario,
+            cell.target,
+            cell.reason
+        );
+    }
+}

@@ -14,7 +14,6 @@ use super::{load_catalog, select_targets, usage_error, Cli, EXIT_FAILED, EXIT_US
 use crate::catalog::Scenario;
 use crate::report::{CellResult, Report};
 use crate::runner::{Event, Session};
-use crate::store::Health;
 use crate::targets::{self, TargetSpec};
 
 /// The exit code of the signal being handled (130 SIGINT, 143 SIGTERM), or 0.
@@ -169,13 +168,17 @@ pub(super) fn check(runtime: &tokio::runtime::Runtime, mut cli: Cli) -> ExitCode
     let matrix_to_stderr = cli.test.format == Some(FormatSetting::Json);
     handle_signals(runtime);
     let say = move |e: Event| say(e, matrix_to_stderr);
-    let session = Arc::new(runtime.block_on(Session::start(
-        plan.selected.clone(),
-        |t| plan.needed.contains(&t.name),
-        &say,
-    )));
-    let stalls = StallWatch::new(session.healths());
-    stalls.watch(runtime);
+    let session = Arc::new(Session::new(plan.selected.clone(), |t| {
+        plan.needed.contains(&t.name)
+    }));
+    // The targets start in the background; each target's cells wait for
+    // its own start only.
+    let starting = runtime.spawn({
+        let session = session.clone();
+        async move { session.start_all(&say).await }
+    });
+    let stalls = StallWatch::new(session.clone());
+    let watcher = stalls.watch(runtime);
     let results: Arc<Mutex<Vec<CellResult>>> = Arc::default();
     let trials = trials(runtime, &plan, &session, &results, cli.strict);
     let conclusion = libtest_mimic::run(&cli.test, trials);
@@ -188,7 +191,13 @@ pub(super) fn check(runtime: &tokio::runtime::Runtime, mut cli: Cli) -> ExitCode
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
     }
-    let session = Arc::into_inner(session).expect("every trial has finished");
+    // Every start has ended (a trial waits for its target's), unless no
+    // trial ran (`--list`): then wait for them here, to stop what started.
+    let _ = runtime.block_on(starting);
+    watcher.abort();
+    let _ = runtime.block_on(watcher);
+    drop(stalls);
+    let session = Arc::into_inner(session).expect("every trial and start has finished");
     let finished = runtime.block_on(session.stop(&say));
     if cli.test.list {
         return conclusion.exit_code();
@@ -262,37 +271,37 @@ pub(super) fn say(e: Event, quiet_start: bool) {
 /// Says once, when it happens, that a target stopped answering.
 #[derive(Clone)]
 struct StallWatch {
-    watched: Arc<Vec<(String, Arc<Health>)>>,
-    said: Arc<Mutex<Vec<bool>>>,
+    session: Arc<Session>,
+    /// The targets whose stall was said.
+    said: Arc<Mutex<Vec<String>>>,
 }
 
 impl StallWatch {
-    fn new(watched: Vec<(String, Arc<Health>)>) -> Self {
-        let said = Arc::new(Mutex::new(vec![false; watched.len()]));
+    fn new(session: Arc<Session>) -> Self {
         StallWatch {
-            watched: Arc::new(watched),
-            said,
+            session,
+            said: Arc::default(),
         }
     }
 
     /// Looks every quarter second while the run goes on.
-    fn watch(&self, runtime: &tokio::runtime::Runtime) {
+    fn watch(&self, runtime: &tokio::runtime::Runtime) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         runtime.spawn(async move {
             loop {
                 tokio::time::sleep(std::time::Duration::from_millis(250)).await;
                 this.say_new();
             }
-        });
+        })
     }
 
     /// Says every stall not said yet.
     fn say_new(&self) {
         let mut said = self.said.lock().unwrap_or_else(|e| e.into_inner());
-        for (i, (name, health)) in self.watched.iter().enumerate() {
-            if let (false, Some(why)) = (said[i], health.stalled()) {
+        for (name, health) in self.session.healths() {
+            if let (false, Some(why)) = (said.contains(&name), health.stalled()) {
                 eprintln!("warning: target {name}: {why}; its remaining cells end as error");
-                said[i] = true;
+                said.push(name);
             }
         }
     }
