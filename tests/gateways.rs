@@ -284,3 +284,73 @@ async fn a_server_that_says_yes_to_everything_and_stores_nothing_loses_every_wri
     }
     task.abort();
 }
+
+/// A store that lets every racer win (it keeps the last body written), and
+/// whose reads of any key but a first round's answer 500 — as rclone's do
+/// now and then under racers: the race is `unsafe` from its first round;
+/// the later failed read-back does not turn that into an `error`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_race_already_lost_stays_unsafe_when_a_later_read_back_fails() {
+    use http_body_util::{BodyExt, Full};
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    use std::sync::{Arc, Mutex};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let kept: Arc<Mutex<BTreeMap<String, bytes::Bytes>>> = Arc::default();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let kept = kept.clone();
+                    async move {
+                        let path = req.uri().path().to_owned();
+                        let method = req.method().clone();
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let mut res = hyper::Response::new(Full::new(bytes::Bytes::new()));
+                        let first_round = path.ends_with("-round-1");
+                        if method == hyper::Method::PUT {
+                            kept.lock().unwrap().insert(path, body);
+                        } else if method == hyper::Method::GET && !first_round {
+                            *res.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+                        } else if let Some(b) = kept.lock().unwrap().get(&path) {
+                            *res.body_mut() = Full::new(b.clone());
+                        } else if method == hyper::Method::GET || method == hyper::Method::HEAD {
+                            *res.status_mut() = hyper::StatusCode::NOT_FOUND;
+                        }
+                        res.headers_mut()
+                            .insert("etag", "\"0123456789abcdef\"".parse().unwrap());
+                        Ok::<_, std::convert::Infallible>(res)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    let settings = ClientSettings::local(url, "a", "b");
+    let store = Store::new(&settings, "racy-bucket");
+    let lag = ReadLag::default();
+    let site = Site {
+        store: &store,
+        peers: &[],
+        may_create_buckets: true,
+        read_lag: &lag,
+    };
+    let catalog = Catalog::builtin().unwrap();
+    let s = catalog
+        .scenarios
+        .iter()
+        .find(|s| s.id == "race-if-none-match")
+        .unwrap();
+    let j = engine::run(&site, s, "race/").await;
+    task.abort();
+    assert_eq!(j.verdict, Verdict::Unsafe, "{}", j.reason);
+    assert!(j.reason.contains("winners per round [16]"), "{}", j.reason);
+    assert!(j.reason.contains("round 2 was cut short"), "{}", j.reason);
+}
