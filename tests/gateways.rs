@@ -169,7 +169,15 @@ async fn caught_behind_both_gateways(fault: Fault, exact: bool) {
         let (cells, _, _) = run(&[fault], Some(mode)).await;
         let got = with(&cells, Verdict::Unsafe);
         let missed: BTreeSet<String> = want.difference(&got).cloned().collect();
-        let new: BTreeSet<String> = got.difference(&want).cloned().collect();
+        // Where the fault only shows sometimes in the counter (a refused
+        // increment that lands rolls the counter back only when its writer
+        // was two versions behind: pins/embedded-refuse-and-write.toml), a
+        // direct run may miss what a run behind a gateway catches.
+        let new: BTreeSet<String> = got
+            .difference(&want)
+            .filter(|id| exact || id.as_str() != "cas-counter")
+            .cloned()
+            .collect();
         let report = format!(
             "{fault} behind {name}:\n  missed: {}\n  new: {}",
             show(&cells, &missed),
