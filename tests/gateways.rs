@@ -41,12 +41,7 @@ async fn run_catalog_at(url: String) -> Cells {
     store.create_bucket().await.expect("a bucket");
     let lag = ReadLag::default();
     engine::measure_read_lag(&store, "", &lag).await;
-    let site = Site {
-        store: &store,
-        peers: &[],
-        may_create_buckets: true,
-        read_lag: &lag,
-    };
+    let site = single_site(&store, &lag);
     let catalog = Catalog::builtin().unwrap();
     let cells: Cells = futures::stream::iter(&catalog.scenarios)
         .map(|s| async move {
@@ -234,11 +229,15 @@ async fn acknowledged_writes_that_never_land_are_still_caught_behind_the_gateway
     caught_behind_both_gateways(Fault::AckWithoutWrite, false).await;
 }
 
-/// A server that answers 200, with one fixed ETag and an empty body, to
-/// everything, and stores nothing.
-async fn yes_server() -> (String, tokio::task::JoinHandle<()>) {
-    use http_body_util::Full;
-    use hyper::service::service_fn;
+/// Serves `answer` to every request on a loopback port: its URL, and the
+/// task to abort when done.
+async fn fake_server<F, Fut>(answer: F) -> (String, tokio::task::JoinHandle<()>)
+where
+    F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = hyper::Response<http_body_util::Full<bytes::Bytes>>>
+        + Send
+        + 'static,
+{
     use hyper_util::rt::TokioIo;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -247,12 +246,11 @@ async fn yes_server() -> (String, tokio::task::JoinHandle<()>) {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            let answer = answer.clone();
             tokio::spawn(async move {
-                let service = service_fn(|_req| async {
-                    let mut res = hyper::Response::new(Full::new(bytes::Bytes::new()));
-                    res.headers_mut()
-                        .insert("etag", "\"0123456789abcdef\"".parse().unwrap());
-                    Ok::<_, std::convert::Infallible>(res)
+                let service = hyper::service::service_fn(move |req| {
+                    let answer = answer.clone();
+                    async move { Ok::<_, std::convert::Infallible>(answer(req).await) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
@@ -263,18 +261,35 @@ async fn yes_server() -> (String, tokio::task::JoinHandle<()>) {
     (url, task)
 }
 
+/// The engine's view of one bucket through one endpoint.
+fn single_site<'a>(store: &'a Store, lag: &'a ReadLag) -> Site<'a> {
+    Site {
+        store,
+        peers: &[],
+        may_create_buckets: true,
+        read_lag: lag,
+    }
+}
+
+/// A server that answers 200, with one fixed ETag and an empty body, to
+/// everything, and stores nothing.
+async fn yes_server() -> (String, tokio::task::JoinHandle<()>) {
+    fake_server(|_req| async {
+        let mut res = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::new()));
+        res.headers_mut()
+            .insert("etag", "\"0123456789abcdef\"".parse().unwrap());
+        res
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_server_that_says_yes_to_everything_and_stores_nothing_loses_every_write() {
     let (url, task) = yes_server().await;
     let settings = ClientSettings::local(url, "a", "b");
     let store = Store::new(&settings, "yes-bucket");
     let lag = ReadLag::default();
-    let site = Site {
-        store: &store,
-        peers: &[],
-        may_create_buckets: true,
-        read_lag: &lag,
-    };
+    let site = single_site(&store, &lag);
     let catalog = Catalog::builtin().unwrap();
     for id in [
         "copy-if-none-match-new-key",
@@ -300,56 +315,35 @@ async fn a_server_that_says_yes_to_everything_and_stores_nothing_loses_every_wri
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_race_already_lost_stays_unsafe_when_a_later_read_back_fails() {
     use http_body_util::{BodyExt, Full};
-    use hyper::service::service_fn;
-    use hyper_util::rt::TokioIo;
     use std::sync::{Arc, Mutex};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let kept: Arc<Mutex<BTreeMap<String, bytes::Bytes>>> = Arc::default();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let kept = kept.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let kept = kept.clone();
-                    async move {
-                        let path = req.uri().path().to_owned();
-                        let method = req.method().clone();
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        let mut res = hyper::Response::new(Full::new(bytes::Bytes::new()));
-                        let first_round = path.ends_with("-round-1");
-                        if method == hyper::Method::PUT {
-                            kept.lock().unwrap().insert(path, body);
-                        } else if method == hyper::Method::GET && !first_round {
-                            *res.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
-                        } else if let Some(b) = kept.lock().unwrap().get(&path) {
-                            *res.body_mut() = Full::new(b.clone());
-                        } else if method == hyper::Method::GET || method == hyper::Method::HEAD {
-                            *res.status_mut() = hyper::StatusCode::NOT_FOUND;
-                        }
-                        res.headers_mut()
-                            .insert("etag", "\"0123456789abcdef\"".parse().unwrap());
-                        Ok::<_, std::convert::Infallible>(res)
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+    let (url, task) = fake_server(move |req: hyper::Request<hyper::body::Incoming>| {
+        let kept = kept.clone();
+        async move {
+            let path = req.uri().path().to_owned();
+            let method = req.method().clone();
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            let mut res = hyper::Response::new(Full::new(bytes::Bytes::new()));
+            let first_round = path.ends_with("-round-1");
+            if method == hyper::Method::PUT {
+                kept.lock().unwrap().insert(path, body);
+            } else if method == hyper::Method::GET && !first_round {
+                *res.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+            } else if let Some(b) = kept.lock().unwrap().get(&path) {
+                *res.body_mut() = Full::new(b.clone());
+            } else if method == hyper::Method::GET || method == hyper::Method::HEAD {
+                *res.status_mut() = hyper::StatusCode::NOT_FOUND;
+            }
+            res.headers_mut()
+                .insert("etag", "\"0123456789abcdef\"".parse().unwrap());
+            res
         }
-    });
+    })
+    .await;
     let settings = ClientSettings::local(url, "a", "b");
     let store = Store::new(&settings, "racy-bucket");
     let lag = ReadLag::default();
-    let site = Site {
-        store: &store,
-        peers: &[],
-        may_create_buckets: true,
-        read_lag: &lag,
-    };
+    let site = single_site(&store, &lag);
     let catalog = Catalog::builtin().unwrap();
     let s = catalog
         .scenarios
