@@ -17,6 +17,25 @@ fn spec(entry: &str) -> condwrite::targets::TargetSpec {
         .remove(0)
 }
 
+/// Every cell got its scenario's verdict on a correct store.
+fn assert_baselines(catalog: &Catalog, cells: &[condwrite::report::CellResult]) {
+    for cell in cells {
+        let scenario = catalog
+            .scenarios
+            .iter()
+            .find(|s| s.id == cell.scenario)
+            .unwrap();
+        assert_eq!(
+            cell.verdict,
+            scenario.baseline(),
+            "{} on {}: {}",
+            cell.scenario,
+            cell.target,
+            cell.reason
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_missing_program_says_how_to_install_it() {
     let s = spec("command = [\"/nonexistent/bin/server\", \"{port}\"]\ninstall = \"scripts/install-servers t\"");
@@ -69,20 +88,7 @@ async fn a_process_target_runs_the_catalog_and_is_stopped() {
     assert!(!ran.cleanup_failed);
     assert_eq!(ran.leftovers, vec![("t".to_owned(), Ok(vec![]))]);
     assert_eq!(ran.report.results.len(), catalog.scenarios.len());
-    for cell in &ran.report.results {
-        let scenario = catalog
-            .scenarios
-            .iter()
-            .find(|s| s.id == cell.scenario)
-            .unwrap();
-        assert_eq!(
-            cell.verdict,
-            scenario.baseline(),
-            "{}: {}",
-            cell.scenario,
-            cell.reason
-        );
-    }
+    assert_baselines(&catalog, &ran.report.results);
     let url = ran.report.targets[0]
         .endpoint
         .clone()
@@ -266,19 +272,5 @@ async fn a_target_s_cells_start_as_soon_as_it_is_up() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(fast_done_first.load(std::sync::atomic::Ordering::SeqCst));
     assert_eq!(ran.report.results.len(), 2 * one.scenarios.len());
-    for cell in &ran.report.results {
-        let scenario = one
-            .scenarios
-            .iter()
-            .find(|s| s.id == cell.scenario)
-            .unwrap();
-        assert_eq!(
-            cell.verdict,
-            scenario.baseline(),
-            "{} on {}: {}",
-            cell.scenario,
-            cell.target,
-            cell.reason
-        );
-    }
+    assert_baselines(&one, &ran.report.results);
 }
