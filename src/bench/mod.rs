@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{ETag, Precondition};
-use crate::store::gate::{Gate, Racer, Spread};
+use crate::store::gate::race_round;
 use crate::store::Store;
 
 /// One target's figures.
@@ -308,43 +308,22 @@ async fn race(store: &Store, prefix: &str, limits: &Limits) -> Option<RaceFigure
         }
         rounds += 1;
         let key = format!("{prefix}-{round}");
-        let barrier = Arc::new(tokio::sync::Barrier::new(limits.racers as usize));
-        let gate = Gate::for_racers(limits.racers as usize, store.timeout());
-        let mut tasks = Vec::new();
-        for r in 0..limits.racers {
-            let (store, key, barrier) = (store.clone(), key.clone(), barrier.clone());
-            let place = Racer::new(&gate);
-            tasks.push(tokio::spawn(async move {
-                let _ = store.head(&key, &Precondition::none()).await;
-                barrier.wait().await;
-                let began = Instant::now();
-                let out = store
-                    .race_put(
-                        &key,
-                        Bytes::from(format!("racer {r}")),
-                        &Precondition::create_only(),
-                        &place,
-                    )
-                    .await;
-                (
-                    began.elapsed(),
-                    out.map(|o| o.is_success()).unwrap_or(false),
-                    place.timing(),
-                )
-            }));
-        }
-        let mut timings = Vec::new();
-        for t in tasks {
-            if let Ok((took, won, timing)) = t.await {
-                timings.push(timing);
-                if won {
-                    winners.push(ms(took));
-                } else {
-                    losers.push(ms(took));
-                }
+        let bodies = (0..limits.racers)
+            .map(|r| Bytes::from(format!("racer {r}")))
+            .collect();
+        let stores = std::slice::from_ref(store);
+        let Ok(raced) = race_round(stores, &key, bodies, &Precondition::create_only()).await else {
+            continue;
+        };
+        for r in &raced.racers {
+            let won = r.answer.as_ref().map(|o| o.is_success()).unwrap_or(false);
+            if won {
+                winners.push(ms(r.took));
+            } else {
+                losers.push(ms(r.took));
             }
         }
-        let spread = Spread::of(&timings);
+        let spread = raced.spread;
         sent.extend(spread.sent_us);
         read.extend(spread.read_us);
     }

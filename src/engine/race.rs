@@ -10,12 +10,10 @@
 //! judged: it is an `error` that says how many went unanswered.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::Barrier;
 
-use crate::store::gate::{Gate, Racer, Spread};
+use crate::store::gate::{self, Spread};
 
 use crate::catalog::{Conditions, RaceStart};
 use crate::model::Verdict;
@@ -217,41 +215,23 @@ impl Run<'_> {
 /// Races one round: `racers` PUTs spread over the endpoints, each holding
 /// its last byte until all are ready (see `store::gate`).
 async fn send_round(stores: &[Store], ready: &Ready, racers: u32) -> Result<Sent, Abort> {
-    let barrier = Arc::new(Barrier::new(racers as usize));
-    let gate = Gate::for_racers(racers as usize, stores[0].timeout());
-    let mut tasks = Vec::new();
-    for racer in 0..racers {
-        let store = stores[racer as usize % stores.len()].clone();
-        let key = ready.key.clone();
-        let pre = ready.pre.clone();
-        let barrier = barrier.clone();
-        let place = Racer::new(&gate);
-        let body = format!("racer {racer} of round {}", ready.round);
-        tasks.push(tokio::spawn(async move {
-            // Open (and keep in the pool) a connection before the barrier,
-            // so the writes leave together instead of queueing on connects;
-            // then each holds its last byte until all are at the gate.
-            let _ = store.head(&key, &Precondition::none()).await;
-            barrier.wait().await;
-            let res = store
-                .race_put(&key, Bytes::from(body.clone()), &pre, &place)
-                .await;
-            (body, res, place.timing())
-        }));
-    }
-    let mut results = Vec::new();
-    let mut timings = Vec::new();
-    for task in tasks {
-        let (body, res, timing) = task
-            .await
-            .map_err(|e| abort(format!("a racer task failed: {e}")))?;
-        results.push((body, res.map_err(|e| e.message)));
-        timings.push(timing);
-    }
+    let bodies = (0..racers)
+        .map(|r| Bytes::from(format!("racer {r} of round {}", ready.round)))
+        .collect();
+    let round = gate::race_round(stores, &ready.key, bodies, &ready.pre)
+        .await
+        .map_err(abort)?;
     Ok(Sent {
-        results,
-        spread: Spread::of(&timings),
-        gate_gave_up: gate.gave_up(),
+        results: round
+            .racers
+            .into_iter()
+            .map(|r| {
+                let body = String::from_utf8_lossy(&r.body).into_owned();
+                (body, r.answer.map_err(|e| e.message))
+            })
+            .collect(),
+        spread: round.spread,
+        gate_gave_up: round.gave_up,
     })
 }
 

@@ -30,6 +30,9 @@ use aws_sdk_s3::primitives::SdkBody;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
+use super::{Store, StoreError};
+use crate::model::{Outcome, Precondition};
+
 /// The answer header in which the reference server says when it had a PUT's
 /// whole body: microseconds since the server started.
 pub const RECEIVED_HEADER: &str = "x-condwrite-received-us";
@@ -298,6 +301,75 @@ impl Spread {
         };
         Self { sent_us, read_us }
     }
+}
+
+/// One racer of a round: what it sent, what it got, how long its PUT took
+/// from the moment all racers were ready, and when its bytes went.
+#[derive(Debug)]
+pub struct Raced {
+    pub body: Bytes,
+    pub answer: Result<Outcome, StoreError>,
+    pub took: Duration,
+    pub timing: Timing,
+}
+
+/// What one round of racers got.
+#[derive(Debug)]
+pub struct Round {
+    pub racers: Vec<Raced>,
+    pub spread: Spread,
+    /// Whether the gate opened before every racer reached it.
+    pub gave_up: bool,
+}
+
+/// Races one round: a PUT of each of `bodies` on `key` with `pre`, racer
+/// `i` through `stores[i % stores.len()]`. Each racer first opens (and
+/// keeps in the pool) a connection, so that the writes leave together
+/// instead of queueing on connects; all wait for each other; then each
+/// holds its last byte at one gate until all are there. `Err` when a racer
+/// task failed.
+pub async fn race_round(
+    stores: &[Store],
+    key: &str,
+    bodies: Vec<Bytes>,
+    pre: &Precondition,
+) -> Result<Round, String> {
+    let barrier = Arc::new(tokio::sync::Barrier::new(bodies.len()));
+    let gate = Gate::for_racers(bodies.len(), stores[0].timeout());
+    let tasks: Vec<_> = bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let store = stores[i % stores.len()].clone();
+            let (key, pre, barrier) = (key.to_owned(), pre.clone(), barrier.clone());
+            let place = Racer::new(&gate);
+            tokio::spawn(async move {
+                let _ = store.head(&key, &Precondition::none()).await;
+                barrier.wait().await;
+                let began = Instant::now();
+                let answer = store.race_put(&key, body.clone(), &pre, &place).await;
+                Raced {
+                    body,
+                    answer,
+                    took: began.elapsed(),
+                    timing: place.timing(),
+                }
+            })
+        })
+        .collect();
+    let mut racers = Vec::new();
+    for task in tasks {
+        racers.push(
+            task.await
+                .map_err(|e| format!("a racer task failed: {e}"))?,
+        );
+    }
+    let timings: Vec<Timing> = racers.iter().map(|r| r.timing).collect();
+    Ok(Round {
+        spread: Spread::of(&timings),
+        gave_up: gate.gave_up(),
+        racers,
+    })
 }
 
 #[cfg(test)]
