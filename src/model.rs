@@ -324,6 +324,33 @@ impl fmt::Display for Verdict {
     }
 }
 
+/// Orders two release names as versions, not as text: runs of digits
+/// compare as numbers (`4.9` < `4.10`, `2.35.5` < `2.36.0`), everything
+/// else as text (`2024-08-17T01-24-54Z` < `2025-07-23T15-54-02Z`).
+pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    /// The release as runs of digits (numbers) and of other characters.
+    fn chunks(s: &str) -> Vec<Result<u128, &str>> {
+        let mut out = Vec::new();
+        let mut rest = s;
+        while let Some(c) = rest.chars().next() {
+            let digit = c.is_ascii_digit();
+            let end = rest
+                .find(|x: char| x.is_ascii_digit() != digit)
+                .unwrap_or(rest.len());
+            let (chunk, tail) = rest.split_at(end);
+            // A run of digits too long for a number compares as text.
+            out.push(if digit {
+                chunk.parse().map_err(|_| chunk)
+            } else {
+                Err(chunk)
+            });
+            rest = tail;
+        }
+        out
+    }
+    chunks(a).cmp(&chunks(b)).then_with(|| a.cmp(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,6 +362,25 @@ mod tests {
         assert!(a.same_version(&ETag::new("W/\"abc\"")));
         assert!(!a.same_version(&ETag::new("\"abd\"")));
         assert_eq!(a.opaque(), "abc");
+    }
+
+    #[test]
+    fn versions_order_by_number_not_by_text() {
+        use std::cmp::Ordering::Less;
+        for (a, b) in [
+            ("4.9", "4.10"),
+            ("2.35.5", "2.36.0"),
+            ("2.30.1", "2.35.1"),
+            ("4.48", "4.48.1"),
+            ("2024-08-17T01-24-54Z", "2025-07-23T15-54-02Z"),
+            ("1.0-rc1", "1.0-rc2"),
+        ] {
+            assert_eq!(compare_versions(a, b), Less, "{a} < {b}");
+            assert_eq!(compare_versions(b, a), Less.reverse(), "{b} > {a}");
+        }
+        let mut v = vec!["4.44", "4.100", "4.5", "4.45"];
+        v.sort_by(|a, b| compare_versions(a, b));
+        assert_eq!(v, ["4.5", "4.44", "4.45", "4.100"]);
     }
 
     #[test]

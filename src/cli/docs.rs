@@ -131,7 +131,10 @@ fn targets_page(targets: &Targets) -> String {
         "# Built-in targets\n\n\
          The targets compiled into the binary from `targets.toml` (a \
          `targets.toml` in the working folder, or `--targets-file`, replaces \
-         them). `condwrite targets` lists them; `--json` for a CI matrix.\n",
+         them). `condwrite targets` lists them; `--json` for a CI matrix. \
+         A store with releases is one family: `NAME` is its newest release, \
+         `NAME@RELEASE` each listed one, and `--target 'NAME@*'` selects \
+         them all.\n",
     );
     for kind in [
         Kind::Embedded,
@@ -147,6 +150,11 @@ fn targets_page(targets: &Targets) -> String {
             "\n## {kind}\n\n| target | description | how to get it |\n|---|---|---|\n"
         ));
         for t in of_kind {
+            // A family is its plain name's row, with its releases.
+            if t.name.contains('@') {
+                continue;
+            }
+            let releases: Vec<&str> = family_releases(targets, t);
             let how = match (&t.process, &t.container, &t.endpoint) {
                 (Some(p), _, _) => p
                     .install
@@ -159,13 +167,34 @@ fn targets_page(targets: &Targets) -> String {
                 },
                 _ => "compiled in".to_owned(),
             };
+            let description = if releases.is_empty() {
+                t.description.clone()
+            } else {
+                format!(
+                    "{}; releases (`{}@RELEASE`): {}",
+                    t.description,
+                    t.name,
+                    releases.join(", ")
+                )
+            };
             out.push_str(&format!(
                 "| `{}` | {} | {} |\n",
                 t.name,
-                cell(&t.description),
+                cell(&description),
                 cell(&how)
             ));
         }
     }
     out
+}
+
+/// The releases of the family whose plain name is `t`'s, oldest first
+/// (none for a target that is no family).
+fn family_releases<'a>(targets: &'a Targets, t: &crate::targets::TargetSpec) -> Vec<&'a str> {
+    targets
+        .targets
+        .iter()
+        .filter(|r| r.name.contains('@') && r.family.as_deref() == Some(t.name.as_str()))
+        .filter_map(|r| r.release.as_deref())
+        .collect()
 }

@@ -10,10 +10,12 @@ mod bench;
 mod html;
 mod junit;
 mod markdown;
+mod releases;
 
 use markdown::text as markdown_text;
 
 pub use html::curl;
+pub use releases::{ReleaseRow, ReleaseTable};
 
 /// Text escaped for HTML and XML, element text and attribute values alike;
 /// characters XML cannot carry (controls but tab and line breaks, U+FFFE,
@@ -113,6 +115,12 @@ pub struct TargetInfo {
     /// The signing region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// The store whose release this target is (`releases` in targets.toml).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    /// Which release of `family`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
 }
 
 /// Reads `targets`: objects, or the bare names reports written before

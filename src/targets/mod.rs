@@ -117,6 +117,11 @@ pub struct TargetSpec {
     /// How many of its scenarios may run at once (`None`: as many as the
     /// run allows), for servers that cannot take parallel scenarios.
     pub max_concurrency: Option<usize>,
+    /// The family this target is a release of (the entry's plain name), for
+    /// an entry with `releases = [...]`.
+    pub family: Option<String>,
+    /// Which release of its family it is.
+    pub release: Option<String>,
 }
 
 /// All targets of a targets file.
@@ -162,6 +167,37 @@ impl Targets {
         self.targets.iter().map(|t| t.name.as_str()).collect()
     }
 
+    /// The names for a message: a family's releases as one item
+    /// (`seaweedfs, seaweedfs@4.30 … seaweedfs@4.48`).
+    pub fn known(&self) -> String {
+        let mut out: Vec<String> = Vec::new();
+        for t in &self.targets {
+            match (&t.family, t.name.contains('@')) {
+                (Some(f), true) => {
+                    let first = self
+                        .targets
+                        .iter()
+                        .find(|x| x.family.as_ref() == Some(f) && x.name.contains('@'));
+                    if first.is_some_and(|x| x.name == t.name) {
+                        let last = self
+                            .targets
+                            .iter()
+                            .rev()
+                            .find(|x| x.family.as_ref() == Some(f))
+                            .map_or(&t.name, |x| &x.name);
+                        out.push(if *last == t.name {
+                            t.name.clone()
+                        } else {
+                            format!("{} … {last}", t.name)
+                        });
+                    }
+                }
+                _ => out.push(t.name.clone()),
+            }
+        }
+        out.join(", ")
+    }
+
     /// Resolves `--target` values: names, comma-separated lists, and `*`
     /// patterns. Each target is selected once, in the order first named.
     pub fn select(&self, wanted: &[String]) -> Result<Vec<TargetSpec>, String> {
@@ -179,7 +215,7 @@ impl Targets {
                 return Err(format!(
                     "unknown target `{item}` (in {}); known targets: {}",
                     self.source,
-                    self.names().join(", ")
+                    self.known()
                 ));
             }
             for t in matched {
@@ -191,7 +227,7 @@ impl Targets {
         if out.is_empty() {
             return Err(format!(
                 "no target selected; known targets: {}",
-                self.names().join(", ")
+                self.known()
             ));
         }
         Ok(out)
@@ -221,6 +257,8 @@ impl TargetSpec {
                 .or(configured)
                 .map(|u| crate::report::strip_userinfo(&u)),
             region: Some(self.client.region.clone()),
+            family: self.family.clone(),
+            release: self.release.clone(),
         }
     }
 }

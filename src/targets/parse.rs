@@ -24,11 +24,18 @@ pub(super) struct RawFile {
     target: Vec<Spanned<RawTarget>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTarget {
     name: Spanned<String>,
     kind: Kind,
+    /// The releases of one store: the entry is a family, one target per
+    /// release (`NAME@RELEASE`, `{release}` filled in), and `NAME` is the
+    /// newest.
+    releases: Option<Spanned<Vec<String>>>,
+    /// A line per release, added to that release's description.
+    #[serde(default)]
+    release_notes: BTreeMap<String, String>,
     #[serde(default)]
     description: String,
     faults: Option<Spanned<Vec<String>>>,
@@ -42,6 +49,7 @@ pub(super) struct RawTarget {
     ready_path: Option<String>,
     ready_body: Option<String>,
     ready_file: Option<String>,
+    requires: Option<Vec<String>>,
     start_timeout_s: Option<u64>,
     stop_timeout_s: Option<u64>,
     install: Option<String>,
@@ -69,7 +77,7 @@ pub(super) struct RawTarget {
 /// only its own.
 fn foreign_fields(kind: Kind, t: &RawTarget) -> Vec<&'static str> {
     use Kind::{Container as C, Embedded as E, Endpoint as N, Process as P};
-    let fields: [(&str, bool, &[Kind]); 25] = [
+    let fields: [(&str, bool, &[Kind]); 26] = [
         ("faults", t.faults.is_some(), &[E]),
         ("nodes", t.nodes.is_some(), &[E]),
         ("ports", t.ports.is_some(), &[P]),
@@ -79,6 +87,7 @@ fn foreign_fields(kind: Kind, t: &RawTarget) -> Vec<&'static str> {
         ("ready_path", t.ready_path.is_some(), &[P, C]),
         ("ready_body", t.ready_body.is_some(), &[P]),
         ("ready_file", t.ready_file.is_some(), &[P]),
+        ("requires", t.requires.is_some(), &[P]),
         ("start_timeout_s", t.start_timeout_s.is_some(), &[P, C]),
         ("stop_timeout_s", t.stop_timeout_s.is_some(), &[P]),
         ("install", t.install.is_some(), &[P]),
@@ -101,6 +110,54 @@ fn foreign_fields(kind: Kind, t: &RawTarget) -> Vec<&'static str> {
         .filter(|(_, present, kinds)| *present && !kinds.contains(&kind))
         .map(|(name, _, _)| *name)
         .collect()
+}
+
+impl RawTarget {
+    /// Every text of the entry a `{release}` may stand in (all but its
+    /// name, kind and credentials).
+    fn templates_mut(&mut self) -> Vec<&mut String> {
+        let mut out: Vec<&mut String> = vec![&mut self.description];
+        for field in [
+            &mut self.version,
+            &mut self.ready_path,
+            &mut self.ready_body,
+            &mut self.ready_file,
+            &mut self.install,
+            &mut self.preset,
+            &mut self.image,
+            &mut self.tag,
+            &mut self.ready_log,
+            &mut self.url,
+            &mut self.bucket,
+            &mut self.region,
+            &mut self.ca_file,
+        ] {
+            out.extend(field.as_mut());
+        }
+        for list in [
+            &mut self.command,
+            &mut self.requires,
+            &mut self.container_args,
+            &mut self.endpoints,
+        ] {
+            out.extend(list.iter_mut().flatten());
+        }
+        out.extend(self.env.values_mut());
+        out
+    }
+
+    /// The entry for one release of its family: `{release}` filled in and
+    /// the release's note added to the description.
+    fn for_release(&self, release: &str) -> RawTarget {
+        let mut t = self.clone();
+        for text in t.templates_mut() {
+            *text = text.replace("{release}", release);
+        }
+        if let Some(note) = self.release_notes.get(release) {
+            t.description = format!("{} ({note})", t.description);
+        }
+        t
+    }
 }
 
 /// The indexes of the `{portN}` placeholders in a template (`{port}` is 0).
@@ -131,9 +188,11 @@ pub(super) fn parse(source: &str, text: &str, root: &Path) -> Result<Vec<TargetS
     let mut targets: Vec<TargetSpec> = Vec::new();
     for t in raw.target {
         let span = t.span();
-        let spec = entry(t.into_inner(), root, &targets)
-            .map_err(|(s, msg)| at(Some(s.unwrap_or(span)), &msg))?;
-        targets.push(spec);
+        for spec in family(t.into_inner(), root, &targets)
+            .map_err(|(s, msg)| at(Some(s.unwrap_or(span)), &msg))?
+        {
+            targets.push(spec);
+        }
     }
     if targets.is_empty() {
         return Err(format!(
@@ -146,8 +205,92 @@ pub(super) fn parse(source: &str, text: &str, root: &Path) -> Result<Vec<TargetS
 /// An error of one entry: its own place (`None`: the entry's), and what.
 type EntryError = (Option<Range<usize>>, String);
 
-/// One `[[target]]` entry, checked against the ones before it.
-fn entry(mut t: RawTarget, root: &Path, earlier: &[TargetSpec]) -> Result<TargetSpec, EntryError> {
+/// Whether a release name is fit for a target name and a folder: letters,
+/// digits, `-`, `_` and `.`, starting with a letter or digit.
+fn valid_release(r: &str) -> bool {
+    r.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && r.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// One `[[target]]` entry as its targets: itself, or for a family (an
+/// entry with `releases`) the newest release under the plain name, then
+/// every release as `NAME@RELEASE`, oldest first.
+fn family(
+    mut t: RawTarget,
+    root: &Path,
+    earlier: &[TargetSpec],
+) -> Result<Vec<TargetSpec>, EntryError> {
+    let Some(releases) = t.releases.take() else {
+        let mut probe = t.clone();
+        if probe
+            .templates_mut()
+            .iter()
+            .any(|s| s.contains("{release}"))
+        {
+            return Err((
+                None,
+                format!(
+                    "target `{}`: `{{release}}` stands for a release, and this entry has no `releases = [...]`",
+                    t.name.get_ref()
+                ),
+            ));
+        }
+        if !t.release_notes.is_empty() {
+            return Err((None, "`release_notes` needs `releases = [...]`".into()));
+        }
+        return Ok(vec![entry(t, root, earlier, None)?]);
+    };
+    let span = releases.span();
+    let mut releases = releases.into_inner();
+    if releases.is_empty() {
+        return Err((
+            Some(span),
+            "`releases` is empty: expected one or more release names, such as [\"4.44\", \"4.45\"]"
+                .into(),
+        ));
+    }
+    if let Some(bad) = releases.iter().find(|r| !valid_release(r)) {
+        return Err((
+            Some(span),
+            format!("invalid release `{bad}`: expected letters, digits, `-`, `_` or `.`"),
+        ));
+    }
+    releases.sort_by(|a, b| crate::model::compare_versions(a, b));
+    if let Some(w) = releases.windows(2).find(|w| w[0] == w[1]) {
+        return Err((Some(span), format!("release `{}` is listed twice", w[0])));
+    }
+    if let Some(r) = t.release_notes.keys().find(|r| !releases.contains(r)) {
+        return Err((
+            None,
+            format!("`release_notes` names `{r}`, which is not in `releases`"),
+        ));
+    }
+    let name = t.name.get_ref().clone();
+    let newest = releases.last().expect("not empty").clone();
+    let mut out: Vec<TargetSpec> = Vec::new();
+    for (release, full_name) in std::iter::once((&newest, name.clone()))
+        .chain(releases.iter().map(|r| (r, format!("{name}@{r}"))))
+    {
+        let mut one = t.for_release(release);
+        one.name = Spanned::new(one.name.span(), full_name);
+        let so_far: Vec<TargetSpec> = earlier.iter().chain(&out).cloned().collect();
+        let mut spec = entry(one, root, &so_far, Some(&name))?;
+        spec.family = Some(name.clone());
+        spec.release = Some(release.clone());
+        out.push(spec);
+    }
+    Ok(out)
+}
+
+/// One target, checked against the ones before it; `family` is the name of
+/// the family it is a release of (its name then has `@RELEASE`).
+fn entry(
+    mut t: RawTarget,
+    root: &Path,
+    earlier: &[TargetSpec],
+    family: Option<&str>,
+) -> Result<TargetSpec, EntryError> {
     let foreign = foreign_fields(t.kind, &t);
     if !foreign.is_empty() {
         return Err((
@@ -161,14 +304,15 @@ fn entry(mut t: RawTarget, root: &Path, earlier: &[TargetSpec]) -> Result<Target
     }
     let name_span = t.name.span();
     let name = t.name.get_ref().clone();
-    if name.is_empty()
-        || !name
+    let plain = family.map_or(name.as_str(), |f| f);
+    if plain.is_empty()
+        || !plain
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     {
         return Err((
             Some(name_span),
-            format!("invalid target name `{name}`: expected letters, digits, `-`, `_` or `.`"),
+            format!("invalid target name `{plain}`: expected letters, digits, `-`, `_` or `.`"),
         ));
     }
     if earlier.iter().any(|x| x.name == name) {
@@ -226,6 +370,8 @@ fn entry(mut t: RawTarget, root: &Path, earlier: &[TargetSpec]) -> Result<Target
         root: root.to_owned(),
         version: t.version,
         max_concurrency: t.max_concurrency,
+        family: None,
+        release: None,
     })
 }
 
@@ -258,6 +404,7 @@ fn process_spec(t: &mut RawTarget) -> Result<Option<ProcessSpec>, String> {
         ready_path: t.ready_path.clone(),
         ready_body: t.ready_body.take(),
         ready_file: t.ready_file.take(),
+        requires: t.requires.take().unwrap_or_default(),
         start_timeout: Duration::from_secs(t.start_timeout_s.unwrap_or(60)),
         stop_timeout: Duration::from_secs(t.stop_timeout_s.unwrap_or(10)),
         install: t.install.take(),

@@ -37,6 +37,9 @@ pub struct ProcessSpec {
     /// ready: a wrapper that sets the server up after it listens (a layout,
     /// a key) writes it when done.
     pub ready_file: Option<String>,
+    /// Files (templated with `{root}`) the server needs, such as the binary a
+    /// wrapper script runs: a missing one means the server is not installed.
+    pub requires: Vec<String>,
     /// How long to wait for readiness.
     pub start_timeout: Duration,
     /// How long the server may take to stop before it is killed.
@@ -201,11 +204,19 @@ impl ServerProcess {
                 let _ = std::fs::remove_dir_all(&dir);
                 format!("endpoint `{u}` is not http://127.0.0.1:<port>: a process target serves on loopback")
             })?;
-        if !findable(&args[0]) {
+        let missing = std::iter::once(args[0].clone())
+            .filter(|program| !findable(program))
+            .chain(
+                spec.requires
+                    .iter()
+                    .map(|f| fill(f, &ports, &dir, root))
+                    .filter(|f| !Path::new(f).exists()),
+            )
+            .next();
+        if let Some(missing) = missing {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(format!(
-                "`{}` not found: {name} is not installed{install_hint}",
-                args[0]
+                "`{missing}` not found: {name} is not installed{install_hint}"
             ));
         }
         let log_file = std::fs::File::create(&log)

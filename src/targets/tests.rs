@@ -182,3 +182,105 @@ fn max_concurrency_is_any_kind_s_and_bounded() {
         assert_eq!(t.max_concurrency, Some(1), "{name}");
     }
 }
+
+#[test]
+fn a_family_is_its_newest_release_and_one_target_per_release() {
+    let parse = |body: &str| {
+        Targets::parse(
+            "t.toml",
+            &format!("[[target]]\nname = \"s\"\nkind = \"process\"\naccess_key = \"a\"\nsecret_key = \"b\"\n{body}"),
+            Path::new("/r"),
+        )
+    };
+    let t = parse(
+        "releases = [\"4.10\", \"4.9\", \"4.44\"]\nrelease_notes = { \"4.9\" = \"old\" }\n\
+         version = \"S {release}\"\ndescription = \"S {release} server\"\n\
+         command = [\"{root}/.servers/s@{release}/bin/s\", \"{port}\"]\n\
+         env = { BIN = \"{release}\" }\nrequires = [\"{root}/.servers/s@{release}/bin/s\"]\n\
+         install = \"scripts/install-servers s@{release}\"\n",
+    )
+    .unwrap();
+    assert_eq!(t.names(), ["s", "s@4.9", "s@4.10", "s@4.44"]);
+    let newest = &t.targets[0];
+    assert_eq!(newest.family.as_deref(), Some("s"));
+    assert_eq!(newest.release.as_deref(), Some("4.44"));
+    assert_eq!(newest.version.as_deref(), Some("S 4.44"));
+    let p = newest.process.as_ref().unwrap();
+    assert_eq!(p.command[0], "{root}/.servers/s@4.44/bin/s");
+    assert_eq!(p.env["BIN"], "4.44");
+    assert_eq!(p.requires, ["{root}/.servers/s@4.44/bin/s"]);
+    assert_eq!(p.install.as_deref(), Some("scripts/install-servers s@4.44"));
+    let old = &t.targets[1];
+    assert_eq!(old.description, "S 4.9 server (old)");
+    assert_eq!(old.release.as_deref(), Some("4.9"));
+    let info = old.info(None);
+    assert_eq!(
+        (info.family.as_deref(), info.release.as_deref()),
+        (Some("s"), Some("4.9"))
+    );
+    // `s@*` is the releases, not the plain name.
+    let all = t.select(&["s@*".into()]).unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(all.iter().all(|s| s.name.contains('@')));
+}
+
+#[test]
+fn a_family_is_checked() {
+    let parse = |body: &str| {
+        Targets::parse(
+            "t.toml",
+            &format!("[[target]]\nname = \"s\"\nkind = \"process\"\naccess_key = \"a\"\nsecret_key = \"b\"\ncommand = [\"x\"]\n{body}"),
+            Path::new("/r"),
+        )
+        .unwrap_err()
+    };
+    let err = parse("install = \"scripts/install-servers s@{release}\"\n");
+    assert!(
+        err.contains("`{release}` stands for a release, and this entry has no `releases = [...]`"),
+        "{err}"
+    );
+    assert!(err.starts_with("t.toml:1:1: "), "{err}");
+    let err = parse("releases = []\n");
+    assert!(err.contains("`releases` is empty"), "{err}");
+    assert!(err.starts_with("t.toml:7:12: "), "{err}");
+    let err = parse("releases = [\"1.0\", \"1.0\"]\n");
+    assert!(err.contains("release `1.0` is listed twice"), "{err}");
+    let err = parse("releases = [\"1 0\"]\n");
+    assert!(err.contains("invalid release `1 0`"), "{err}");
+    let err = parse("releases = [\"*\"]\n");
+    assert!(err.contains("invalid release `*`"), "{err}");
+    let err = parse("releases = [\"1.0\"]\nrelease_notes = { \"2.0\" = \"x\" }\n");
+    assert!(
+        err.contains("`release_notes` names `2.0`, which is not in `releases`"),
+        "{err}"
+    );
+    let err = parse("release_notes = { \"2.0\" = \"x\" }\n");
+    assert!(
+        err.contains("`release_notes` needs `releases = [...]`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_shipped_families_list_their_releases_newest_under_the_plain_name() {
+    let t = Targets::builtin();
+    for family in ["seaweedfs", "swift", "minio"] {
+        let plain = t
+            .targets
+            .iter()
+            .find(|s| s.name == family)
+            .unwrap_or_else(|| panic!("no {family}"));
+        let releases = t.select(&[format!("{family}@*")]).unwrap();
+        assert!(releases.len() >= 4, "{family}: {} releases", releases.len());
+        let newest = releases.last().unwrap();
+        assert_eq!(plain.release, newest.release, "{family}");
+        assert_eq!(plain.version, newest.version, "{family}");
+        for r in &releases {
+            assert_eq!(r.family.as_deref(), Some(family));
+            assert_eq!(
+                r.name,
+                format!("{family}@{}", r.release.as_deref().unwrap())
+            );
+        }
+    }
+}
