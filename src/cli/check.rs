@@ -315,13 +315,17 @@ pub(super) fn print_report(report: &Report, to_stderr: bool) {
     text.push('\n');
     text.push_str(&report.matrix(None));
     text.push('\n');
-    let reasons = report.reasons();
-    if !reasons.is_empty() {
-        text.push_str("\nreasons:\n");
-        for r in reasons {
-            text.push_str("  ");
-            text.push_str(&r);
-            text.push('\n');
+    for (heading, lines) in [
+        ("reasons", report.reasons()),
+        ("releases", report.release_lines()),
+    ] {
+        if !lines.is_empty() {
+            text.push_str(&format!("\n{heading}:\n"));
+            for line in lines {
+                text.push_str("  ");
+                text.push_str(&line);
+                text.push('\n');
+            }
         }
     }
     text.push('\n');

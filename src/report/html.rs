@@ -124,6 +124,7 @@ table.evidence td, table.evidence th { font-size: 12px; }
 .v-error { background: #e6c8f0; }
 .v-unsafe { background: #ff9c9c; }
 .v-none { background: #fff; color: #999; }
+table.releases td.changed { outline: 3px solid #1d1d1f; outline-offset: -3px; font-weight: 600; }
 .fit-safe { background: #c8f0c8; }
 .fit-caveats { background: #e4f5c0; }
 .fit-unknown { background: #e6c8f0; }
@@ -194,6 +195,7 @@ impl Report {
             ));
         }
         out.push_str("</table>\n");
+        out.push_str(&self.html_releases());
         out.push_str(&self.html_applications());
         out.push_str(&self.html_bench());
         out.push_str("<h2>Legend</h2>\n<table id=\"legend\">");

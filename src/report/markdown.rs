@@ -43,6 +43,7 @@ impl Report {
         ));
         out.push_str("\n## Summary\n\n");
         out.push_str(&self.markdown_summary());
+        out.push_str(&self.markdown_releases());
         out.push_str(&self.markdown_applications());
         out.push_str(&self.markdown_bench());
         out.push_str("\n## Matrix\n\n");
