@@ -234,7 +234,7 @@ impl Run<'_> {
                 if let Some(name) = save_as {
                     let out = out.map_err(|e| {
                         abort(format!(
-                            "{} {key} got no answer, so there is no ETag to save as `{name}`: {e}",
+                            "{} {key} went unanswered, so its outcome is unknown and there is no ETag to save as `{name}`: {e}",
                             action_name(*action)
                         ))
                     })?;
