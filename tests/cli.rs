@@ -327,16 +327,17 @@ fn minio_without_a_docker_engine_fails_cleanly_in_one_line() {
     assert!(docker_lines[0].contains("start Docker"), "{stderr}");
     for t in [
         "minio",
-        "minio-2025-07",
-        "minio-2024-08",
-        "minio-2024-01",
-        "minio-2022-10",
+        "minio@2025-09-07T16-13-09Z",
+        "minio@2025-07-23T15-54-02Z",
+        "minio@2024-08-17T01-24-54Z",
+        "minio@2024-01-16T16-07-38Z",
+        "minio@2022-10-24T18-35-07Z",
     ] {
         assert!(docker_lines[0].contains(t), "{stderr}");
     }
     let stdout = text(&out.stdout);
     let n = scenarios();
-    assert!(stdout.contains(&format!("{} error", 5 * n)), "{stdout}");
+    assert!(stdout.contains(&format!("{} error", 6 * n)), "{stdout}");
     assert!(stdout.contains(&format!("all {n} cells error")), "{stdout}");
 }
 
@@ -469,16 +470,25 @@ fn targets_lists_names_for_a_ci_matrix() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
+    // The family: the newest under the plain name, then every release,
+    // oldest first (as versions).
     assert_eq!(
         names,
         vec![
             "minio",
-            "minio-2025-07",
-            "minio-2024-08",
-            "minio-2024-01",
-            "minio-2022-10"
+            "minio@2022-10-24T18-35-07Z",
+            "minio@2024-01-16T16-07-38Z",
+            "minio@2024-08-17T01-24-54Z",
+            "minio@2025-07-23T15-54-02Z",
+            "minio@2025-09-07T16-13-09Z",
         ]
     );
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["family"] == "minio"));
+    assert_eq!(list[0]["release"], "2025-09-07T16-13-09Z");
     assert!(list
         .as_array()
         .unwrap()
@@ -497,7 +507,14 @@ fn targets_lists_names_for_a_ci_matrix() {
     assert!(listing.contains("moto"), "{listing}");
     let unknown = condwrite(&["targets", "nope"]);
     assert_eq!(unknown.status.code(), Some(2));
-    assert!(text(&unknown.stderr).contains("known targets: embedded"));
+    let err = text(&unknown.stderr);
+    assert!(err.contains("known targets: embedded"), "{err}");
+    // A family's releases are one item of the list.
+    assert!(
+        err.contains("seaweedfs, seaweedfs@4.30 … seaweedfs@4.48,"),
+        "{err}"
+    );
+    assert!(!err.contains("seaweedfs@4.31"), "{err}");
 }
 
 #[test]
@@ -564,7 +581,7 @@ fn a_run_with_a_baseline_fails_only_when_a_cell_got_worse() {
 }
 
 #[test]
-fn the_conformance_workflow_runs_each_minio_target_and_merges_the_results() {
+fn the_conformance_workflow_runs_the_minio_releases_through_the_release_matrix_script() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let workflow = root.join(".github/workflows/conformance.yml");
     let python = root.join(".servers/moto/bin/python");
@@ -586,48 +603,62 @@ fn the_conformance_workflow_runs_each_minio_target_and_merges_the_results() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let wf: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let jobs = &wf["jobs"];
-    let steps = |job: &str| -> String {
-        jobs[job]["steps"]
-            .as_array()
-            .unwrap_or_else(|| panic!("job {job} has steps"))
-            .iter()
-            .filter_map(|s| s["run"].as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    // The matrix comes from `condwrite targets`, one job per MinIO target.
-    assert!(steps("targets").contains("targets --json 'minio*'"));
-    assert_eq!(
-        jobs["run"]["strategy"]["matrix"]["target"],
-        "${{ fromJSON(needs.targets.outputs.matrix) }}"
-    );
-    assert_eq!(jobs["run"]["strategy"]["fail-fast"], false);
-    let run = steps("run");
-    assert!(run.contains("--json \"result-$TARGET.json\""), "{run}");
+    let job = &wf["jobs"]["releases"];
+    let steps = job["steps"].as_array().expect("the releases job has steps");
+    let run: String = steps
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    // The one script the local release matrix (scripts/reports) runs too,
+    // over every MinIO release of targets.toml.
     assert!(
-        run.contains("--baseline \"reports/baseline/$TARGET.json\""),
+        run.contains("scripts/release-matrix \"${args[@]}\" 'minio@*'"),
         "{run}"
     );
-    let uploads = jobs["run"]["steps"].as_array().unwrap().iter().find(|s| {
-        s["uses"]
-            .as_str()
-            .is_some_and(|u| u.starts_with("actions/upload-artifact"))
-    });
-    assert_eq!(uploads.unwrap()["if"], "always()");
-    // The final job merges whatever the jobs produced, also after a failure.
-    assert_eq!(jobs["report"]["needs"], "run");
-    assert_eq!(jobs["report"]["if"], "always()");
-    let report = steps("report");
-    assert!(report.contains("report results/*.json"), "{report}");
-    // Every option the workflow passes exists.
-    let help = text(&condwrite(&["report", "--help"]).stdout);
-    for opt in ["--markdown", "--html", "--junit", "--json", "--baseline"] {
-        assert!(help.contains(opt), "{help}");
-        assert!(report.contains(opt) || opt == "--baseline", "{opt}");
+    assert!(run.contains("args=(--out results)"), "{run}");
+    assert!(
+        run.contains("args+=(--baseline reports/baseline/minio.json)"),
+        "{run}"
+    );
+    assert!(
+        run.contains("cat results/releases.md >> \"$GITHUB_STEP_SUMMARY\""),
+        "{run}"
+    );
+    let reports = std::fs::read_to_string(root.join("scripts/reports")).unwrap();
+    assert!(
+        reports.contains("scripts/release-matrix"),
+        "scripts/reports"
+    );
+    // The script takes the options the workflow passes, and `minio@*`
+    // selects every MinIO release.
+    let script = std::fs::read_to_string(root.join("scripts/release-matrix")).unwrap();
+    for opt in ["--out)", "--baseline)"] {
+        assert!(script.contains(opt), "scripts/release-matrix lacks {opt}");
     }
-    let main_help = text(&condwrite(&["--help"]).stdout);
-    assert!(main_help.contains("--baseline"), "{main_help}");
+    let out = condwrite(&["targets", "--json", "minio@*"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(list.as_array().unwrap().len() >= 5);
+    // The results are uploaded, also after a failure.
+    let upload = steps
+        .iter()
+        .find(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("actions/upload-artifact"))
+        })
+        .expect("an upload step");
+    assert_eq!(upload["if"], "always()");
+    assert_eq!(upload["with"]["path"], "results/");
+    let summary = steps
+        .iter()
+        .find(|s| {
+            s["run"]
+                .as_str()
+                .is_some_and(|r| r.contains("GITHUB_STEP_SUMMARY"))
+        })
+        .unwrap();
+    assert_eq!(summary["if"], "always()");
 }
 
 #[test]
@@ -660,12 +691,12 @@ fn actionlint_finds_no_problem_in_the_workflows() {
     let broken = dir.join("broken.yml");
     let text_in = std::fs::read_to_string(root.join(".github/workflows/conformance.yml"))
         .unwrap()
-        .replace("needs.targets.outputs.matrix", "needs.nope.outputs.matrix");
+        .replace("if: always()", "if: always(nope)");
     std::fs::write(&broken, text_in).unwrap();
     let out = lint(&broken);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     assert!(
-        text(&out.stdout).contains("\"nope\""),
+        text(&out.stdout).contains("always"),
         "{}",
         text(&out.stdout)
     );
