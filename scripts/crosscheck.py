@@ -83,6 +83,13 @@ def check_put(s3, b):
     cur = s3.head_object(Bucket=b, Key=k)["ETag"]
     call("PUT If-Match unquoted current", lambda: s3.put_object(Bucket=b, Key=k, Body=b"unquoted", IfMatch=cur.strip('"')))
     print("   ", state(s3, b, k))
+    call("PUT If-Match W/<stale etag>", lambda: s3.put_object(Bucket=b, Key=k, Body=b"weak", IfMatch="W/" + e1))
+    print("   ", state(s3, b, k))
+    call("PUT If-Match <stale>, <stale>", lambda: s3.put_object(Bucket=b, Key=k, Body=b"list", IfMatch=f"{e1}, {e1}"))
+    print("   ", state(s3, b, k))
+    cur = s3.head_object(Bucket=b, Key=k)["ETag"]
+    call("PUT If-Match current (quoted, as returned)", lambda: s3.put_object(Bucket=b, Key=k, Body=b"quoted", IfMatch=cur))
+    print("   ", state(s3, b, k))
 
 
 def check_delete(s3, b):
@@ -114,6 +121,17 @@ def check_delete(s3, b):
 
 def check_copy(s3, b):
     s3.put_object(Bucket=b, Key="src", Body=b"the source")
+    call(
+        "COPY If-None-Match: * onto a new key",
+        lambda: s3.copy_object(Bucket=b, Key="new-dst", CopySource={"Bucket": b, "Key": "src"}, IfNoneMatch="*"),
+    )
+    print("   ", state(s3, b, "new-dst"))
+    e1 = s3.put_object(Bucket=b, Key="dst", Body=b"the destination")["ETag"]
+    call(
+        "COPY If-Match current",
+        lambda: s3.copy_object(Bucket=b, Key="dst", CopySource={"Bucket": b, "Key": "src"}, IfMatch=e1),
+    )
+    print("   ", state(s3, b, "dst"))
     e1 = s3.put_object(Bucket=b, Key="dst", Body=b"the destination")["ETag"]
     call(
         "COPY If-None-Match: * onto an existing key",
@@ -177,12 +195,15 @@ def check_multipart(s3, b):
         except botocore.exceptions.ClientError:
             pass
 
+    upload("m-new", {"IfNoneMatch": "*"})
     s3.put_object(Bucket=b, Key="m-existed", Body=b"existed before")
     upload("m-existed", {"IfNoneMatch": "*"})
     upload("m-during", "during")
     e1 = s3.put_object(Bucket=b, Key="m-stale", Body=b"one")["ETag"]
     s3.put_object(Bucket=b, Key="m-stale", Body=b"two")
     upload("m-stale", {"IfMatch": e1})
+    cur = s3.put_object(Bucket=b, Key="m-current", Body=b"current")["ETag"]
+    upload("m-current", {"IfMatch": cur})
 
 
 def check_versioning(s3, b):

@@ -87,6 +87,39 @@ async fn ceph_rgw_matches_its_pins() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ceph_rgw_20_matches_its_pins() {
+    check_backend("ceph-rgw-20").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ceph_rgw_18_matches_its_pins() {
+    check_backend("ceph-rgw-18").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn swift_matches_its_pins() {
+    check_backend("swift").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn swift_2_35_1_the_last_release_before_conditional_puts_matches_its_pins() {
+    check_backend("swift@2.35.1").await;
+}
+
+/// The adjacent pair of releases the tests run (the sweep over every
+/// release is scripts/reports'): 2.35.5, the newest of the 2.35 line, and
+/// 2.36.0, the first with conditional PUTs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn swift_2_35_5_matches_its_pins() {
+    check_backend("swift@2.35.5").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn swift_2_36_0_matches_its_pins() {
+    check_backend("swift@2.36.0").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s3s_fs_matches_its_pins() {
     check_backend("s3s-fs").await;
 }
