@@ -5,7 +5,7 @@
 //! whatever it started too; every group is registered so that Ctrl-C (see
 //! [`stop_all`]) and a dropped guard never leave a server behind.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -77,17 +77,87 @@ pub struct ServerProcess {
     dir: PathBuf,
     log: PathBuf,
     urls: Vec<String>,
+    /// Its ports, reserved until it is gone.
+    _ports: Reserved,
 }
 
-/// `n` distinct free ports on 127.0.0.1 (bound together, read, released).
+/// Where servers' ports are picked: below the range the kernel takes the
+/// source ports of outgoing connections from (32768–60999 on Linux), so
+/// that no connection of another server can take a port between its pick
+/// and the server's bind (SeaweedFS's servers, sixteen at once, lost a
+/// port that way); and low enough that a port + 10000, where SeaweedFS
+/// puts a gRPC port it is not told, is still a port.
+const PORT_RANGE: std::ops::Range<u16> = 10000..20000;
+
+/// Ports handed to servers of this run that are still running: never
+/// handed out twice, though a server may not have bound them yet.
+static RESERVED: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+fn reserved() -> std::sync::MutexGuard<'static, BTreeSet<u16>> {
+    RESERVED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `n` distinct free ports on 127.0.0.1 in [`PORT_RANGE`], none handed to
+/// another running server of this run: the first free ones from a place
+/// that differs per process and call (so that two runs side by side rarely
+/// meet), each bound to check it is free, then released and reserved
+/// until [`release_ports`].
 fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    listeners
+    let mut reserved = reserved();
+    let len = PORT_RANGE.len();
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos() as usize
+        ^ (std::process::id() as usize).wrapping_mul(7919);
+    let mut listeners = Vec::with_capacity(n);
+    for i in 0..len {
+        if listeners.len() == n {
+            break;
+        }
+        let port = PORT_RANGE.start + ((seed + i) % len) as u16;
+        if reserved.contains(&port) {
+            continue;
+        }
+        if let Ok(l) = TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+            listeners.push(l);
+        }
+    }
+    if listeners.len() < n {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            format!(
+                "only {} of the {n} ports needed are free in {}-{}",
+                listeners.len(),
+                PORT_RANGE.start,
+                PORT_RANGE.end - 1
+            ),
+        ));
+    }
+    let ports = listeners
         .iter()
         .map(|l| Ok(l.local_addr()?.port()))
-        .collect()
+        .collect::<std::io::Result<Vec<u16>>>()?;
+    reserved.extend(&ports);
+    Ok(ports)
+}
+
+/// Gives a stopped server's ports back.
+fn release_ports(ports: &[u16]) {
+    let mut reserved = reserved();
+    for p in ports {
+        reserved.remove(p);
+    }
+}
+
+/// Ports from [`free_ports`], given back when dropped: when the server
+/// that had them is gone, or its start failed.
+struct Reserved(Vec<u16>);
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        release_ports(&self.0);
+    }
 }
 
 /// Fills `{port}`, `{port1}` …, `{dir}` and `{root}` into a template.
@@ -120,16 +190,37 @@ fn findable(program: &str) -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()))
 }
 
-/// The last `n` lines of the server's log, one string.
+/// Whether a log line looks like the reason a server stopped: a glog
+/// fatal line (`F1203 19:21:05…`), a panic, or an error line.
+fn states_a_cause(line: &str) -> bool {
+    let l = line.trim_start();
+    let glog_fatal = l.starts_with('F') && l[1..].chars().take(4).all(|c| c.is_ascii_digit());
+    glog_fatal
+        || [
+            "panic:", "fatal", "Fatal", "FATAL", "Error:", "ERROR", "error:",
+        ]
+        .iter()
+        .any(|w| l.contains(w))
+}
+
+/// The last `n` lines of the server's log, one string; when none of them
+/// says why it stopped (a Go stack trace), the last line that does comes
+/// first.
 fn log_tail(log: &Path, n: usize) -> String {
     let text = std::fs::read(log).unwrap_or_default();
     let text = String::from_utf8_lossy(&text);
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let tail = &lines[lines.len().saturating_sub(n)..];
+    let start = lines.len().saturating_sub(n);
+    let tail = &lines[start..];
     if tail.is_empty() {
-        "(the log is empty)".into()
-    } else {
-        tail.join(" | ")
+        return "(the log is empty)".into();
+    }
+    let cause = (!tail.iter().any(|l| states_a_cause(l)))
+        .then(|| lines[..start].iter().rev().find(|l| states_a_cause(l)))
+        .flatten();
+    match cause {
+        Some(c) => format!("{} | … | {}", c.trim(), tail.join(" | ")),
+        None => tail.join(" | "),
     }
 }
 
@@ -169,8 +260,10 @@ impl ServerProcess {
             .as_deref()
             .map(|i| format!("; install it with `{i}`"))
             .unwrap_or_default();
-        let ports =
-            free_ports(spec.ports).map_err(|e| format!("no free port on 127.0.0.1: {e}"))?;
+        let reserved = Reserved(
+            free_ports(spec.ports).map_err(|e| format!("no free port on 127.0.0.1: {e}"))?,
+        );
+        let ports = reserved.0.clone();
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -250,6 +343,7 @@ impl ServerProcess {
             dir,
             log,
             urls,
+            _ports: reserved,
         };
         let started = Instant::now();
         loop {
@@ -325,6 +419,7 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
         running().retain(|(p, _)| *p != self.pgid);
         let _ = std::fs::remove_dir_all(&self.dir);
+        // The ports are given back when `_ports` drops, after the kill.
     }
 }
 
@@ -349,11 +444,45 @@ mod tests {
     }
 
     #[test]
-    fn free_ports_are_distinct() {
+    fn a_log_tail_without_the_cause_leads_with_it() {
+        let dir = std::env::temp_dir().join(format!("condwrite-log-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("server.log");
+        let mut text = String::from("starting\nF1203 19:21:05.826032 s3.go:633 listen tcp 127.0.0.1:9101: bind: address already in use\ngoroutine 1 [running]:\n");
+        for i in 0..10 {
+            text.push_str(&format!("\tgithub.com/x/y.go:{i} +0x12a\n"));
+        }
+        std::fs::write(&log, &text).unwrap();
+        let tail = log_tail(&log, 8);
+        assert!(
+            tail.starts_with("F1203 19:21:05.826032 s3.go:633 listen tcp"),
+            "{tail}"
+        );
+        assert!(tail.ends_with("github.com/x/y.go:9 +0x12a"), "{tail}");
+        // A tail that says why is left as it is.
+        std::fs::write(&log, "a\nb\nError: bad config\n").unwrap();
+        assert_eq!(log_tail(&log, 8), "a | b | Error: bad config");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn free_ports_are_distinct_below_the_ephemeral_range_and_never_handed_out_twice() {
         let ports = free_ports(8).unwrap();
         let mut sorted = ports.clone();
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(sorted.len(), 8);
+        assert!(ports.iter().all(|p| PORT_RANGE.contains(p)), "{ports:?}");
+        // Until they are released, no other call gets them, though nothing
+        // listens on them.
+        let more: Vec<u16> = (0..50).flat_map(|_| free_ports(10).unwrap()).collect();
+        assert!(more.iter().all(|p| !ports.contains(p)), "{more:?}");
+        let mut all = more.clone();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 500);
+        release_ports(&more);
+        release_ports(&ports);
+        assert!(reserved().iter().all(|p| !ports.contains(p)));
     }
 }
