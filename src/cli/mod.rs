@@ -48,7 +48,7 @@ Examples:
   condwrite serve --port 9000                 a strict local S3 to develop against
   condwrite --target minio --json m.json --baseline old.json   fail only on regressions
   condwrite report a.json b.json --markdown r.md --html r.html --junit junit.xml
-  condwrite targets --json 'minio*'           targets for a CI matrix
+  condwrite targets --json 'minio@*'          a store's releases, for a CI matrix
   condwrite doctor --target minio --profile terraform   is Terraform's lock safe on minio?
   condwrite bench --target minio --json bench.json      what conditional writes cost there";
 
