@@ -222,12 +222,7 @@ fn family(
     earlier: &[TargetSpec],
 ) -> Result<Vec<TargetSpec>, EntryError> {
     let Some(releases) = t.releases.take() else {
-        let mut probe = t.clone();
-        if probe
-            .templates_mut()
-            .iter()
-            .any(|s| s.contains("{release}"))
-        {
+        if t.templates_mut().iter().any(|s| s.contains("{release}")) {
             return Err((
                 None,
                 format!(
@@ -274,22 +269,21 @@ fn family(
     {
         let mut one = t.for_release(release);
         one.name = Spanned::new(one.name.span(), full_name);
-        let so_far: Vec<TargetSpec> = earlier.iter().chain(&out).cloned().collect();
-        let mut spec = entry(one, root, &so_far, Some(&name))?;
-        spec.family = Some(name.clone());
-        spec.release = Some(release.clone());
-        out.push(spec);
+        // The family's own names are distinct by construction: only the
+        // entries before it can clash.
+        out.push(entry(one, root, earlier, Some((&name, release)))?);
     }
     Ok(out)
 }
 
-/// One target, checked against the ones before it; `family` is the name of
-/// the family it is a release of (its name then has `@RELEASE`).
+/// One target, checked against the ones before it; `release` is the family
+/// it is a release of (its name then has `@RELEASE`, or is the family's)
+/// and which release.
 fn entry(
     mut t: RawTarget,
     root: &Path,
     earlier: &[TargetSpec],
-    family: Option<&str>,
+    release: Option<(&str, &str)>,
 ) -> Result<TargetSpec, EntryError> {
     let foreign = foreign_fields(t.kind, &t);
     if !foreign.is_empty() {
@@ -304,7 +298,7 @@ fn entry(
     }
     let name_span = t.name.span();
     let name = t.name.get_ref().clone();
-    let plain = family.map_or(name.as_str(), |f| f);
+    let plain = release.map_or(name.as_str(), |(family, _)| family);
     if plain.is_empty()
         || !plain
             .chars()
@@ -370,8 +364,8 @@ fn entry(
         root: root.to_owned(),
         version: t.version,
         max_concurrency: t.max_concurrency,
-        family: None,
-        release: None,
+        family: release.map(|(f, _)| f.to_owned()),
+        release: release.map(|(_, r)| r.to_owned()),
     })
 }
 
