@@ -2,8 +2,8 @@
 //! the GitHub workflow run): each release in a run of its own, merged, and
 //! the release where a verdict changed named, with releases ordered as
 //! versions. Run on a family written here (condwrite's own server, one
-//! release with a fault), on the real adjacent pair of Swift releases the
-//! tests pin, and on releases that are not installed.
+//! release with a fault), on real adjacent pairs (Swift 2.35.5 / 2.36.0,
+//! SeaweedFS 4.44 / 4.45), and on releases that are not installed.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -194,5 +194,49 @@ fn the_swift_pair_shows_conditional_puts_arriving_in_2_36_0() {
     assert!(
         md.contains("| scenario | 2.35.5 | 2.36.0 | changed in |"),
         "{md}"
+    );
+}
+
+/// The adjacent pair of SeaweedFS releases where GET and HEAD on a missing
+/// key stopped failing conditions (seaweedfs#10984, fixed in 4.45).
+#[test]
+fn the_seaweedfs_pair_shows_the_missing_key_fix_arriving_in_4_45() {
+    let installed = ["4.44", "4.45"].iter().all(|r| {
+        root()
+            .join(format!(".servers/seaweedfs@{r}/bin/weed"))
+            .is_file()
+    });
+    if !installed {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "SeaweedFS 4.44 and 4.45 are not installed: run scripts/install-servers seaweedfs@4.44 seaweedfs@4.45"
+        );
+        eprintln!("skipping: SeaweedFS 4.44 and 4.45 are not installed (scripts/install-servers seaweedfs@4.44 seaweedfs@4.45)");
+        return;
+    }
+    let dir = scratch("seaweedfs");
+    let out = release_matrix(&[
+        "--out",
+        dir.to_str().unwrap(),
+        "--parallel",
+        "2",
+        "seaweedfs@4.45,seaweedfs@4.44",
+        "--",
+        "missing-key",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for id in [
+        "get-if-match-missing-key",
+        "head-if-match-missing-key",
+        "get-if-unmodified-since-missing-key",
+    ] {
+        let line = format!("seaweedfs / {id}: changed in 4.45 (deviates → pass)");
+        assert!(stderr.contains(&line), "{stderr}");
+    }
+    // The write-side twins did not change: only the reads were fixed.
+    assert!(
+        !stderr.contains("put-if-match-missing-key: changed"),
+        "{stderr}"
     );
 }

@@ -16,7 +16,8 @@ pub enum Fault {
     /// The precondition is checked, then the server yields before writing,
     /// without a lock, so concurrent writers can all pass the check.
     Racy,
-    /// `If-Match` on a missing key answers 412 instead of AWS's 404 NoSuchKey.
+    /// `If-Match` on a missing key answers 412 instead of AWS's 404 NoSuchKey
+    /// (on GET and HEAD, If-Unmodified-Since too: SeaweedFS up to 4.44).
     MissingIfMatch412,
     /// `If-Match` is compared verbatim with the unquoted ETag, so the quoted
     /// ETag the server itself returned never matches (Ceph RGW 16 does this
@@ -136,7 +137,7 @@ impl Fault {
             Fault::IgnoreIfNoneMatch => "ignores If-None-Match on writes",
             Fault::IgnoreIfMatch => "ignores If-Match on writes (PUT and DELETE)",
             Fault::Racy => "checks the precondition, then yields before writing, without a lock",
-            Fault::MissingIfMatch412 => "412 instead of 404 for If-Match on a missing key",
+            Fault::MissingIfMatch412 => "412 instead of 404 for If-Match on a missing key (and on GET and HEAD for If-Unmodified-Since too, as SeaweedFS up to 4.44)",
             Fault::UnquotedIfMatch => "compares If-Match with the unquoted ETag only, so the quoted ETag it returned never matches (Ceph RGW 16 on PUT)",
             Fault::NoEtagOnWrite => "PutObject, CopyObject and CompleteMultipartUpload answers carry no ETag",
             Fault::IgnoreReadConditions => "GET and HEAD ignore conditional headers",

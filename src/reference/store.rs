@@ -279,7 +279,16 @@ impl Reference {
         let obj = {
             let mut state = self.lock();
             let bucket = bucket_mut(&mut state, bucket)?;
-            bucket.objects.get(key).cloned().ok_or_else(no_such_key)?
+            bucket.objects.get(key).cloned()
+        };
+        let conditioned = headers.contains_key("if-match") || if_unmodified_since.is_some();
+        let Some(obj) = obj else {
+            // SeaweedFS up to 4.44 (seaweedfs#10984): the missing object
+            // fails the condition.
+            if conditioned && self.has(Fault::MissingIfMatch412) {
+                return Err(precondition_failed());
+            }
+            return Err(no_such_key());
         };
         if !self.has(Fault::IgnoreReadConditions) {
             check_read(
