@@ -34,6 +34,33 @@ fn release_matrix(args: &[&str]) -> Output {
         .expect("scripts/release-matrix runs")
 }
 
+/// Whether the releases `names` (`family@release`) are installed, each
+/// with its marker file under `.servers/`: a test that needs them fails
+/// under CI=true when they are not, and elsewhere says why it skips.
+fn installed(names: &[&str], marker: &str) -> bool {
+    let missing: Vec<&&str> = names
+        .iter()
+        .filter(|n| !root().join(format!(".servers/{n}/{marker}")).is_file())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let install = format!(
+        "scripts/install-servers {}",
+        names
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{missing:?} not installed: run {install}"
+    );
+    eprintln!("skipping: {missing:?} not installed ({install})");
+    false
+}
+
 /// A family `ref` of two releases of condwrite's own server, 1.9 with a
 /// fault (it ignores If-None-Match) and 1.10 without: a name sort would put
 /// 1.10 first.
@@ -161,17 +188,7 @@ fn a_release_that_is_not_installed_fails_the_matrix_naming_it() {
 /// arrive in 2.36.0 (and are not atomic there).
 #[test]
 fn the_swift_pair_shows_conditional_puts_arriving_in_2_36_0() {
-    let installed = ["2.35.5", "2.36.0"].iter().all(|r| {
-        root()
-            .join(format!(".servers/swift@{r}/bin/swift-proxy-server"))
-            .is_file()
-    });
-    if !installed {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "Swift 2.35.5 and 2.36.0 are not installed: run scripts/install-servers swift@2.35.5 swift@2.36.0"
-        );
-        eprintln!("skipping: Swift 2.35.5 and 2.36.0 are not installed (scripts/install-servers swift@2.35.5 swift@2.36.0)");
+    if !installed(&["swift@2.35.5", "swift@2.36.0"], "bin/swift-proxy-server") {
         return;
     }
     let dir = scratch("swift");
@@ -201,17 +218,7 @@ fn the_swift_pair_shows_conditional_puts_arriving_in_2_36_0() {
 /// key stopped failing conditions (seaweedfs#10984, fixed in 4.45).
 #[test]
 fn the_seaweedfs_pair_shows_the_missing_key_fix_arriving_in_4_45() {
-    let installed = ["4.44", "4.45"].iter().all(|r| {
-        root()
-            .join(format!(".servers/seaweedfs@{r}/bin/weed"))
-            .is_file()
-    });
-    if !installed {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "SeaweedFS 4.44 and 4.45 are not installed: run scripts/install-servers seaweedfs@4.44 seaweedfs@4.45"
-        );
-        eprintln!("skipping: SeaweedFS 4.44 and 4.45 are not installed (scripts/install-servers seaweedfs@4.44 seaweedfs@4.45)");
+    if !installed(&["seaweedfs@4.44", "seaweedfs@4.45"], "bin/weed") {
         return;
     }
     let dir = scratch("seaweedfs");
