@@ -868,3 +868,76 @@ fn bench_measures_and_the_report_plots_it() {
     assert!(html.contains("<svg class=\"cas\""), "no counter plot");
     assert!(!html.contains("<script"), "a script in the report");
 }
+
+/// `condwrite … | head`: once the output is closed the run stops the
+/// servers it started and leaves, instead of dying of SIGPIPE with its
+/// servers still running (sixteen SeaweedFS servers were left so).
+#[test]
+fn a_closed_output_stops_the_servers_the_run_started() {
+    use std::io::{BufRead, BufReader};
+    let dir = scratch("closed-output");
+    let pid_file = dir.join("server.pid");
+    let targets = dir.join("targets.toml");
+    std::fs::write(
+        &targets,
+        format!(
+            "[[target]]\nname = \"ref\"\nkind = \"process\"\n\
+             command = [\"sh\", \"-c\", \"echo $$ > {pid}; exec {exe} serve --port {{port}}\"]\n\
+             ready_path = \"/\"\naccess_key = \"condwrite\"\nsecret_key = \"condwrite-local-secret\"\n",
+            pid = pid_file.display(),
+            exe = env!("CARGO_BIN_EXE_condwrite")
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_condwrite"))
+        .args([
+            "--targets-file",
+            targets.to_str().unwrap(),
+            "--target",
+            "ref",
+        ])
+        .args(["--test-threads", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Read until a cell has run (the server is up), then close the pipe.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first_cell = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("test ") && l.ends_with(" ok"));
+    assert!(first_cell.is_some(), "no cell ran");
+    drop(lines);
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "still running a minute after its output closed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(141), "{status:?}");
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Killed: gone, or a zombie until init reaps it (within a few seconds).
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit(") ")
+                .next()
+                .is_some_and(|rest| !rest.starts_with('Z'))
+        })
+    };
+    let waited = std::time::Instant::now();
+    while running() && waited.elapsed().as_secs() < 5 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!running(), "the server (pid {pid}) is still running");
+}

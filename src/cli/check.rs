@@ -3,6 +3,7 @@
 //! [`runner`](crate::runner), then the matrix, the reasons and the exit
 //! status.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -81,28 +82,60 @@ fn trial_name(s: &Scenario) -> String {
     s.id.clone()
 }
 
-/// Ctrl-C or SIGTERM (what CI sends when it cancels a job): nothing more is
-/// sent, what the run wrote to endpoint targets is removed, every server it
-/// started is stopped and every container removed, then it leaves as a
-/// shell would (130 for SIGINT, 143 for SIGTERM).
+/// Ctrl-C or SIGTERM (what CI sends when it cancels a job), or the output
+/// closed (`condwrite … | head`: SIGPIPE): nothing more is sent, what the
+/// run wrote to endpoint targets is removed, every server it started is
+/// stopped and every container removed, then it leaves as a shell would
+/// (130 for SIGINT, 143 for SIGTERM, 141 for SIGPIPE). The handlers are in
+/// place before this returns.
 pub(super) fn handle_signals(runtime: &tokio::runtime::Runtime) {
-    runtime.spawn(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return;
-        };
+    use tokio::signal::unix::{signal, SignalKind};
+    let _context = runtime.enter();
+    let (Ok(mut int), Ok(mut term), Ok(mut pipe)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::pipe()),
+    ) else {
+        return;
+    };
+    leave_closed_output_to_the_handler();
+    runtime.spawn(async move {
         let (name, code) = tokio::select! {
             _ = int.recv() => ("interrupted", 130),
             _ = term.recv() => ("terminated", 143),
+            _ = pipe.recv() => ("the output was closed", 141),
         };
         SIGNALLED.store(code, Ordering::SeqCst);
         let done = targets::interrupt().await;
-        eprintln!("\n{name}: {done}");
+        // Stderr may be the closed pipe itself: a failed write says nothing.
+        let _ = writeln!(std::io::stderr(), "\n{name}: {done}");
         std::process::exit(code);
     });
+}
+
+/// A write to a closed pipe fails (and Rust's printing panics) as SIGPIPE
+/// arrives: the thread that panicked waits for the handler to stop the
+/// servers and end the process, instead of unwinding past them and leaving
+/// them running. Should the handler not end it within 30 s, the servers are
+/// killed here and the process ends.
+fn leave_closed_output_to_the_handler() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let text = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if !text.starts_with("failed printing to") {
+            return default(info);
+        }
+        for _ in 0..300 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        targets::process::stop_all();
+        std::process::exit(141);
+    }));
 }
 
 /// One libtest trial per target × scenario, each running its cell through

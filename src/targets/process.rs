@@ -52,6 +52,9 @@ pub struct ProcessSpec {
 /// [`stop_all`].
 static RUNNING: Mutex<Vec<(i32, PathBuf)>> = Mutex::new(Vec::new());
 
+/// Set once [`stop_all`] has run: the run is ending.
+static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn running() -> std::sync::MutexGuard<'static, Vec<(i32, PathBuf)>> {
     RUNNING.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -59,6 +62,9 @@ fn running() -> std::sync::MutexGuard<'static, Vec<(i32, PathBuf)>> {
 /// Kills every server process group still running and removes its folder
 /// (for Ctrl-C, where no destructor runs).
 pub fn stop_all() {
+    // A server whose start is under way sees this once it is registered,
+    // and stops itself: none is started after the others were killed.
+    STOPPING.store(true, std::sync::atomic::Ordering::SeqCst);
     for (pgid, dir) in running().drain(..) {
         // SAFETY: kill(2) with a negative pid signals that process group;
         // the group was created by us for the server.
@@ -337,6 +343,7 @@ impl ServerProcess {
         })?;
         let pgid = child.id() as i32;
         running().push((pgid, dir.clone()));
+        let stopping = STOPPING.load(std::sync::atomic::Ordering::SeqCst);
         let mut server = Self {
             child,
             pgid,
@@ -345,6 +352,10 @@ impl ServerProcess {
             urls,
             _ports: reserved,
         };
+        if stopping {
+            // Dropped: killed, its folder removed.
+            return Err("the run is stopping (interrupted)".into());
+        }
         let started = Instant::now();
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {
