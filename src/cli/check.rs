@@ -82,19 +82,31 @@ fn trial_name(s: &Scenario) -> String {
     s.id.clone()
 }
 
+/// Set when a write to the output failed because it was closed
+/// (`condwrite … | head`): the handler below then stops the run.
+static OUTPUT_CLOSED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
 /// Ctrl-C or SIGTERM (what CI sends when it cancels a job), or the output
-/// closed (`condwrite … | head`: SIGPIPE): nothing more is sent, what the
-/// run wrote to endpoint targets is removed, every server it started is
-/// stopped and every container removed, then it leaves as a shell would
-/// (130 for SIGINT, 143 for SIGTERM, 141 for SIGPIPE). The handlers are in
-/// place before this returns.
+/// closed (`condwrite … | head`): nothing more is sent, what the run wrote
+/// to endpoint targets is removed, every server it started is stopped and
+/// every container removed, then it leaves as a shell would (130 for
+/// SIGINT, 143 for SIGTERM, 141 for a closed output, as SIGPIPE's). The
+/// handlers are in place before this returns. SIGPIPE itself is ignored
+/// while servers run, as Rust programs do by default: a write to a closed
+/// socket or pipe fails instead of killing the process with its servers
+/// still running; a failed write to the output is how a closed one is
+/// seen.
 pub(super) fn handle_signals(runtime: &tokio::runtime::Runtime) {
     use tokio::signal::unix::{signal, SignalKind};
+    // SAFETY: setting a signal disposition; SIG_IGN is what the Rust
+    // runtime itself installs at start-up.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
     let _context = runtime.enter();
-    let (Ok(mut int), Ok(mut term), Ok(mut pipe)) = (
+    let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-        signal(SignalKind::pipe()),
     ) else {
         return;
     };
@@ -103,7 +115,7 @@ pub(super) fn handle_signals(runtime: &tokio::runtime::Runtime) {
         let (name, code) = tokio::select! {
             _ = int.recv() => ("interrupted", 130),
             _ = term.recv() => ("terminated", 143),
-            _ = pipe.recv() => ("the output was closed", 141),
+            _ = OUTPUT_CLOSED.notified() => ("the output was closed", 141),
         };
         SIGNALLED.store(code, Ordering::SeqCst);
         let done = targets::interrupt().await;
@@ -113,11 +125,11 @@ pub(super) fn handle_signals(runtime: &tokio::runtime::Runtime) {
     });
 }
 
-/// A write to a closed pipe fails (and Rust's printing panics) as SIGPIPE
-/// arrives: the thread that panicked waits for the handler to stop the
-/// servers and end the process, instead of unwinding past them and leaving
-/// them running. Should the handler not end it within 30 s, the servers are
-/// killed here and the process ends.
+/// A print to a closed pipe panics (Rust's `println!`, libtest-mimic's
+/// printer): the thread that panicked tells the handler, which stops the
+/// servers and ends the process, and waits, instead of unwinding past the
+/// servers and leaving them running. Should the handler not end it within
+/// 30 s, the servers are killed here and the process ends.
 fn leave_closed_output_to_the_handler() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -132,6 +144,7 @@ fn leave_closed_output_to_the_handler() {
         if !(text.starts_with("failed printing to") || text.contains("BrokenPipe")) {
             return default(info);
         }
+        OUTPUT_CLOSED.notify_one();
         for _ in 0..300 {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
