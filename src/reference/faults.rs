@@ -73,11 +73,14 @@ pub enum Fault {
     /// A ranged GET is served from the key's previous write (a stale range
     /// cache), a full GET from the current one.
     StaleRangedRead,
+    /// A ranged GET is answered 200, with the range's bytes and a
+    /// Content-Range header (rclone 1.75.2 does this).
+    RangeAs200,
 }
 
 impl Fault {
     /// Every fault, in the order documentation lists them.
-    pub const ALL: [Fault; 23] = [
+    pub const ALL: [Fault; 24] = [
         Fault::IgnoreIfNoneMatch,
         Fault::IgnoreIfMatch,
         Fault::Racy,
@@ -101,6 +104,7 @@ impl Fault {
         Fault::Answer500AfterWrite,
         Fault::VersionedCreateNeedsObject,
         Fault::StaleRangedRead,
+        Fault::RangeAs200,
     ];
 
     /// The name used in targets.toml.
@@ -129,6 +133,7 @@ impl Fault {
             Fault::Answer500AfterWrite => "answer-500-after-write",
             Fault::VersionedCreateNeedsObject => "versioned-create-needs-object",
             Fault::StaleRangedRead => "stale-ranged-read",
+            Fault::RangeAs200 => "range-as-200",
         }
     }
     /// What the fault breaks, in one line (docs/faults.md).
@@ -157,6 +162,7 @@ impl Fault {
             Fault::Answer500AfterWrite => "applies the first conditional write of each key, then answers 500 InternalError: nothing is lost, the outcome is unknown (never `unsafe`)",
             Fault::VersionedCreateNeedsObject => "in a versioned bucket, answers 404 NoSuchKey to `If-None-Match: *` on a key that never had a version (as a 2025 MinIO release did)",
             Fault::StaleRangedRead => "serves a ranged GET from the key's previous write (a stale range cache); a full GET is current",
+            Fault::RangeAs200 => "answers a ranged GET with 200 (the range's bytes and a Content-Range header), where AWS answers 206 (as rclone 1.75.2 does)",
         }
     }
 }

@@ -14,7 +14,8 @@
 //! - `limit`: the cap on every answer's body;
 //! - `objects`: PUT, GET, HEAD, DELETE, COPY, DeleteObjects;
 //! - `multipart`: the multipart upload requests and their listing;
-//! - `bucket`: buckets, versioning, listing and clean-up.
+//! - `bucket`: buckets, versioning, listing and clean-up;
+//! - `wire`: the status of every answer, as the server sent it.
 
 mod bucket;
 pub mod gate;
@@ -22,6 +23,7 @@ mod health;
 mod limit;
 mod multipart;
 mod objects;
+mod wire;
 
 use std::fmt;
 use std::future::Future;
@@ -208,7 +210,8 @@ fn client(settings: &ClientSettings) -> Result<Client, String> {
         })
         .retry_config(RetryConfig::disabled())
         .timeout_config(timeouts)
-        .interceptor(limit::CapAnswers { cap: ANSWER_CAP });
+        .interceptor(limit::CapAnswers { cap: ANSWER_CAP })
+        .interceptor(wire::RecordStatus);
     if let Some(pem) = &settings.ca_pem {
         use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
         let context = TlsContext::builder()
@@ -459,9 +462,19 @@ impl Store {
             return Err(unanswered(outcome, why));
         }
         let _flight = self.health.flying();
-        match request.await {
+        let (answer, wire_status) = wire::recording(request).await;
+        match answer {
             Ok(out) => {
                 self.health.answered(conditional);
+                // The status is the one the server sent, never inferred
+                // from the output's fields.
+                let Some(status) = wire_status else {
+                    return Err(unanswered(
+                        outcome,
+                        "the SDK returned an answer whose HTTP status was not seen".into(),
+                    ));
+                };
+                outcome.status = status;
                 Ok((outcome, Some(out)))
             }
             Err(err) => match answer_of(&err) {

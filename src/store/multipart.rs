@@ -38,7 +38,6 @@ impl Store {
             .send();
         let (mut outcome, out) = self.call(outcome, request).await?;
         if let Some(out) = out {
-            outcome.status = 200;
             outcome.upload_id = out.upload_id().map(str::to_owned);
         }
         Ok(outcome)
@@ -69,7 +68,6 @@ impl Store {
             .send();
         let (mut outcome, out) = self.call(outcome, request).await?;
         if let Some(out) = out {
-            outcome.status = 200;
             outcome.etag = out.e_tag().and_then(ETag::from_header);
         }
         Ok(outcome)
@@ -124,7 +122,6 @@ impl Store {
             .send();
         let (mut outcome, out) = self.call(outcome, request).await?;
         if let Some(out) = out {
-            outcome.status = 200;
             outcome.etag = out.e_tag().and_then(ETag::from_header);
         }
         Ok(outcome)

@@ -78,7 +78,6 @@ impl Store {
         };
         let (mut outcome, out) = self.call(outcome, request.send()).await?;
         if let Some(out) = out {
-            outcome.status = 200;
             outcome.etag = out.e_tag().and_then(ETag::from_header);
         }
         Ok(outcome)
@@ -104,12 +103,6 @@ impl Store {
         let (mut outcome, out) = self.call(outcome, request).await?;
         let Some(out) = out else {
             return Ok(outcome);
-        };
-        // A partial answer says which bytes it holds.
-        outcome.status = if out.content_range().is_some() {
-            206
-        } else {
-            200
         };
         outcome.etag = out.e_tag().and_then(ETag::from_header);
         outcome.last_modified = http_date(out.last_modified());
@@ -166,7 +159,6 @@ impl Store {
             .send();
         let (mut outcome, out) = self.call(outcome, request).await?;
         if let Some(out) = out {
-            outcome.status = 200;
             outcome.etag = out.e_tag().and_then(ETag::from_header);
             outcome.last_modified = http_date(out.last_modified());
         }
@@ -184,10 +176,7 @@ impl Store {
             .key(key)
             .set_if_match(pre.if_match.clone())
             .send();
-        let (mut outcome, out) = self.call(outcome, request).await?;
-        if out.is_some() {
-            outcome.status = 204;
-        }
+        let (outcome, _) = self.call(outcome, request).await?;
         Ok(outcome)
     }
 
@@ -213,7 +202,6 @@ impl Store {
             .send();
         let (mut outcome, out) = self.call(outcome, request).await?;
         if let Some(out) = out {
-            outcome.status = 200;
             outcome.etag = out
                 .copy_object_result()
                 .and_then(|r| r.e_tag())
@@ -266,7 +254,6 @@ impl Store {
             .send();
         let (mut outcome, out) = self.call(outcome, request).await?;
         if let Some(out) = out {
-            outcome.status = 200;
             let sent = |key: &str| {
                 objects
                     .iter()
