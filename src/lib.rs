@@ -7,9 +7,12 @@
 //! suites/*.toml ──► catalog ──► Scenario ──┘
 //! ```
 //!
-//! `reference` is the embedded reference S3 server (the default target), and
-//! `cli` wires it all to the command line.
+//! `reference` is the embedded reference S3 server (the default target),
+//! `apps` runs applications' real clients against a started target (what
+//! `doctor --confirm` sets beside the roll-up), and `cli` wires it all to
+//! the command line.
 
+pub mod apps;
 pub mod bench;
 pub mod catalog;
 pub mod cli;

@@ -185,8 +185,7 @@ pub struct Outcome {
     pub key: String,
     /// The conditional headers sent.
     pub precondition: Precondition,
-    /// HTTP status. Successful answers carry the status S3 documents for the
-    /// operation (the SDK does not expose it on success).
+    /// HTTP status, as the server sent it.
     pub status: u16,
     /// The S3 error code of an error answer, when it had a body.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -235,6 +234,48 @@ impl Outcome {
         match &self.code {
             Some(code) => format!("{} {code}", self.status),
             None => self.status.to_string(),
+        }
+    }
+}
+
+/// What one request was answered, as an application's profile compares it:
+/// the status and S3 error code (`status` is `None` when no answer came).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Answered {
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+impl Answered {
+    /// The answer of `outcome`.
+    pub fn of(outcome: &Outcome) -> Self {
+        Self {
+            status: Some(outcome.status),
+            code: outcome.code.clone(),
+        }
+    }
+
+    /// A request that got no answer.
+    pub fn none() -> Self {
+        Self {
+            status: None,
+            code: None,
+        }
+    }
+
+    /// A 2xx answer: the store said it did it.
+    pub fn is_success(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+impl fmt::Display for Answered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.status, &self.code) {
+            (None, _) => f.write_str("no answer"),
+            (Some(s), Some(c)) => write!(f, "{s} {c}"),
+            (Some(s), None) => write!(f, "{s}"),
         }
     }
 }

@@ -240,6 +240,7 @@ impl Session {
                     reason: j.reason,
                     duration_ms: j.duration_ms,
                     evidence: j.evidence,
+                    answers: j.answers,
                 }
             }
             Err(e) => CellResult {
@@ -249,6 +250,7 @@ impl Session {
                 reason: format!("the target did not start: {e}"),
                 duration_ms: 0,
                 evidence: Vec::new(),
+                answers: Vec::new(),
             },
         })
     }
@@ -265,6 +267,14 @@ impl Session {
     /// The started target `target`, for tests that look inside.
     pub fn live(&self, target: &str) -> Option<&LiveTarget> {
         self.slot(target)?.get()?.as_ref().ok()
+    }
+
+    /// Every target of the session that started, in order.
+    pub fn started(&self) -> Vec<&LiveTarget> {
+        self.live
+            .iter()
+            .filter_map(|(_, slot)| slot.get()?.as_ref().ok())
+            .collect()
     }
 
     /// Stops every target at once (removing what the run left); notes and
@@ -341,6 +351,7 @@ impl Finished {
                 .collect(),
             results,
             bench: Vec::new(),
+            observed: Vec::new(),
         }
     }
 }

@@ -98,7 +98,7 @@ fn applications_page(profiles: &Profiles) -> String {
     );
     for p in &profiles.profiles {
         out.push_str(&format!(
-            "\n## {} (`{}`)\n\nIt {}. Checked: {}. [Source]({}).\n\n\
+            "\n## {} (`{}`)\n\nHow it uses conditional writes: {}. Checked: {}. [Source]({}).\n\n\
              | scenario | it needs | if violated | if refused | tolerates |\n|---|---|---|---|---|\n",
             cell(&p.name),
             p.id,
@@ -107,7 +107,14 @@ fn applications_page(profiles: &Profiles) -> String {
             p.source
         ));
         for r in &p.requirements {
-            let tolerates: Vec<String> = r.tolerates.iter().map(|v| format!("`{v}`")).collect();
+            let mut tolerates: Vec<String> = r.tolerates.iter().map(|v| format!("`{v}`")).collect();
+            if !r.handles.is_empty() {
+                let h: Vec<String> = r.handles.iter().map(|a| a.to_string()).collect();
+                tolerates.push(format!("a refusal answered {}", h.join(" / ")));
+            }
+            for v in &r.unsafe_when {
+                tolerates.push(format!("(`{v}` is data loss)"));
+            }
             out.push_str(&format!(
                 "| [`{}`](scenarios.md) | {} ([source]({})) | {} | {} | {} |\n",
                 r.scenario,

@@ -6,11 +6,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::apps;
 use crate::catalog::Catalog;
 use crate::model::Verdict;
-use crate::profiles::{scenarios_needed, Profiles};
+use crate::profiles::{scenarios_needed, Observed, Profile, Profiles};
 use crate::report::Report;
-use crate::runner::{self, Event};
+use crate::runner::{Event, Session};
 
 use super::check::{handle_signals, say};
 use super::{load_catalog, select_targets, usage_error, EXIT_FAILED, EXIT_USAGE};
@@ -22,6 +23,8 @@ pub(super) struct Doctor<'a> {
     pub json: Option<&'a PathBuf>,
     pub targets_file: Option<&'a std::path::Path>,
     pub request_timeout: Option<u64>,
+    /// Also run the applications' real clients.
+    pub confirm: bool,
 }
 
 /// Runs the doctor: exit 0 when every chosen application is safe (with or
@@ -62,7 +65,7 @@ pub(super) fn doctor(runtime: &tokio::runtime::Runtime, d: Doctor<'_>) -> ExitCo
     );
     handle_signals(runtime);
     let concurrency = super::check::DEFAULT_CONCURRENCY;
-    let ran = runtime.block_on(runner::run(specs, &sub, concurrency, &|e| match e {
+    let on = |e: Event| match e {
         Event::CellDone {
             target,
             scenario,
@@ -76,21 +79,59 @@ pub(super) fn doctor(runtime: &tokio::runtime::Runtime, d: Doctor<'_>) -> ExitCo
             eprintln!("test [{target}] {scenario} ... {word}");
         }
         e => say(e, false),
-    }));
+    };
+    let (mut report, cleanup_failed) = runtime.block_on(async {
+        let session = Session::new(specs, |_| true);
+        let ((), results) = futures::join!(
+            session.start_all(&on),
+            session.cells_reporting(&sub, concurrency, &on)
+        );
+        let observed = if d.confirm {
+            confirm_all(&session, &chosen).await
+        } else {
+            Vec::new()
+        };
+        let finished = session.stop(&on).await;
+        let mut report = finished.report(&sub, results);
+        report.observed = observed;
+        (report, finished.cleanup_failed)
+    });
+    if d.confirm {
+        // (A report of the cells alone keeps its shape.)
+        report
+            .observed
+            .sort_by(|a, b| (&a.target, &a.profile).cmp(&(&b.target, &b.profile)));
+    }
+    let ran = Ran {
+        report,
+        cleanup_failed,
+    };
     let apps = ran.report.applications(Some(&chosen));
     println!();
     println!("{}", Report::applications_table(&apps, None));
-    let why: Vec<_> = apps.iter().filter(|a| !a.findings.is_empty()).collect();
+    let why: Vec<_> = apps
+        .iter()
+        .filter(|a| !a.findings.is_empty() || a.observed.is_some())
+        .collect();
     if !why.is_empty() {
         println!("\nwhy:");
         for a in &why {
             println!("  {} on {}: {}", a.profile, a.target, a.fitness);
-            for f in &a.findings {
+            for f in a.findings.iter().cloned().chain(a.observed_line()) {
                 println!("    - {f}");
             }
         }
     }
     let failing = apps.iter().filter(|a| a.fitness.fails()).count();
+    let disagree = apps.iter().filter(|a| a.agrees() == Some(false)).count();
+    if d.confirm {
+        let confirmed = apps.iter().filter(|a| a.agrees() == Some(true)).count();
+        let ran = apps.iter().filter(|a| a.observed.is_some()).count();
+        println!(
+            "\nrun for real: {ran} application × target pair(s) (the others have no check): {confirmed} agree, {disagree} disagree, {} could not tell",
+            ran - confirmed - disagree
+        );
+    }
     println!(
         "\n{} application × target pair(s): {} safe, {} not safe",
         apps.len(),
@@ -103,11 +144,61 @@ pub(super) fn doctor(runtime: &tokio::runtime::Runtime, d: Doctor<'_>) -> ExitCo
             return ExitCode::from(EXIT_USAGE);
         }
     }
-    if failing > 0 {
+    if failing > 0 || disagree > 0 {
         ExitCode::from(EXIT_FAILED)
     } else if ran.cleanup_failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// What [`doctor`] ran.
+struct Ran {
+    report: Report,
+    cleanup_failed: bool,
+}
+
+/// Runs the real client of every chosen application that has a check on
+/// every started target: the targets side by side, one check at a time on
+/// each (a check is itself concurrent), each under a prefix of its own.
+async fn confirm_all(session: &Session, chosen: &[&Profile]) -> Vec<Observed> {
+    let targets: Vec<&crate::targets::LiveTarget> = session.started();
+    let per_target = targets.into_iter().map(|live| async move {
+        let root = apps::root(&live.spec.root);
+        let mut out = Vec::new();
+        for (n, p) in chosen.iter().enumerate() {
+            if !apps::has_check(&root, &p.id) {
+                continue;
+            }
+            eprintln!(
+                "    Running {} on {} (its real client)",
+                p.id, live.spec.name
+            );
+            let prefix = format!("{}confirm-{n}-{}/", live.prefix(), p.id);
+            let o = apps::confirm(
+                &root,
+                &p.id,
+                &live.spec.name,
+                &live.settings,
+                live.store(),
+                &prefix,
+            )
+            .await;
+            eprintln!(
+                "app [{}] {} ... {} ({:.1} s)",
+                live.spec.name,
+                p.id,
+                o.fitness,
+                o.duration_ms as f64 / 1000.0
+            );
+            out.push(o);
+        }
+        out
+    });
+    futures::future::join_all(per_target)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }

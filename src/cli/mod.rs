@@ -162,6 +162,11 @@ enum Command {
         /// Give every request this long, on every target
         #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
         request_timeout: Option<u64>,
+        /// Also run each application's real client (Terraform, deltalake,
+        /// obstore, …: `scripts/install-apps` installs them) on each target
+        /// and set what it did beside the inferred verdict
+        #[arg(long)]
+        confirm: bool,
     },
     /// What conditional writes cost on each target: PUT latency plain vs
     /// If-None-Match vs If-Match, the CAS counter at 1 to 32 workers, races
@@ -267,6 +272,7 @@ pub fn main() -> ExitCode {
             ref profiles,
             ref json,
             request_timeout,
+            confirm,
         }) => doctor::doctor(
             &runtime,
             doctor::Doctor {
@@ -275,6 +281,7 @@ pub fn main() -> ExitCode {
                 json: json.as_ref(),
                 targets_file: cli.targets_file.as_deref(),
                 request_timeout,
+                confirm,
             },
         ),
         Some(Command::List { format }) => list(cli.suites.as_deref(), format),

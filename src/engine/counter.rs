@@ -269,6 +269,7 @@ pub(crate) fn grade_counter(
         .iter()
         .filter(|o| o.status < 500 || o.status == 501 || o.operation.method() == "GET")
         .collect();
+    f.answered(odd.iter().copied());
     if seen.acknowledged == 0 {
         if !odd.is_empty() && odd.iter().all(|o| is_unsupported_answer(o)) {
             f.add(Verdict::Unsupported, tally(&odd));

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crate::catalog::{Action, BatchObject, Expect};
 use crate::model::Verdict;
-use crate::model::{ETag, Outcome, Precondition};
+use crate::model::{Answered, ETag, Outcome, Precondition};
 
 use super::state::{preview, Expected, Settled, State};
 
@@ -29,6 +29,10 @@ use super::state::{preview, Expected, Settled, State};
 pub(crate) struct Graded {
     pub verdict: Verdict,
     pub reason: String,
+    /// The answers the verdict rests on (the graded request's, a round's
+    /// losers'), for the application roll-up to compare with what each
+    /// application handles.
+    pub answers: Vec<Answered>,
 }
 
 impl Graded {
@@ -36,6 +40,7 @@ impl Graded {
         Self {
             verdict,
             reason: reason.into(),
+            answers: Vec::new(),
         }
     }
 }
@@ -45,6 +50,8 @@ impl Graded {
 pub(crate) struct Findings {
     pub verdict: Verdict,
     pub notes: Vec<String>,
+    /// The answers the findings rest on, without repeats.
+    pub answers: Vec<Answered>,
 }
 
 impl Default for Findings {
@@ -52,6 +59,7 @@ impl Default for Findings {
         Self {
             verdict: Verdict::Pass,
             notes: Vec::new(),
+            answers: Vec::new(),
         }
     }
 }
@@ -63,6 +71,15 @@ impl Findings {
         let note = note.into();
         if !note.is_empty() && !self.notes.contains(&note) {
             self.notes.push(note);
+        }
+    }
+
+    /// Records answers a finding rests on.
+    pub(crate) fn answered<'o>(&mut self, outcomes: impl IntoIterator<Item = &'o Outcome>) {
+        for a in outcomes.into_iter().map(Answered::of) {
+            if !self.answers.contains(&a) {
+                self.answers.push(a);
+            }
         }
     }
 }
@@ -89,7 +106,11 @@ impl Reason {
             text.push_str("; ");
             text.push_str(n);
         }
-        Graded::new(findings.verdict, text)
+        Graded {
+            verdict: findings.verdict,
+            reason: text,
+            answers: findings.answers,
+        }
     }
 }
 
@@ -251,6 +272,10 @@ pub(crate) fn grade_request(c: &RequestCheck<'_>) -> Graded {
         actual: format!("{status}, {state}"),
     };
     let mut f = Findings::default();
+    match c.answer {
+        Ok(o) => f.answered([o]),
+        Err(_) => f.answers.push(Answered::none()),
+    }
     if writes {
         grade_write(c, changed, aws_accepts, &mut f);
     } else {

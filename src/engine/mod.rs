@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use crate::catalog::{Conditions, Scenario};
 use crate::model::Verdict;
-use crate::model::{ETag, Outcome, Precondition};
+use crate::model::{Answered, ETag, Outcome, Precondition};
 use crate::store::Store;
 
 use grade::Graded;
@@ -42,6 +42,8 @@ pub struct Judgement {
     pub verdict: Verdict,
     pub reason: String,
     pub evidence: Vec<Outcome>,
+    /// The answers the verdict rests on (see [`grade::Graded::answers`]).
+    pub answers: Vec<Answered>,
     pub duration_ms: u64,
 }
 
@@ -172,6 +174,7 @@ pub async fn run(site: &Site<'_>, scenario: &Scenario, prefix: &str) -> Judgemen
         verdict,
         reason,
         evidence: Vec::new(),
+        answers: Vec::new(),
         duration_ms: started.elapsed().as_millis() as u64,
     };
     if !site.may_create_buckets {
@@ -237,7 +240,7 @@ pub async fn run(site: &Site<'_>, scenario: &Scenario, prefix: &str) -> Judgemen
 }
 
 /// The worst graded step so far, and where the scenario stopped.
-fn conclude(worst: Option<(usize, Graded)>, steps: usize) -> (Verdict, String) {
+fn conclude(worst: Option<(usize, Graded)>, steps: usize) -> (Verdict, String, Vec<Answered>) {
     match worst {
         Some((index, g)) => {
             let reason = if steps > 1 {
@@ -245,11 +248,12 @@ fn conclude(worst: Option<(usize, Graded)>, steps: usize) -> (Verdict, String) {
             } else {
                 g.reason
             };
-            (g.verdict, reason)
+            (g.verdict, reason, g.answers)
         }
         None => (
             Verdict::Error,
             "the scenario has no checked step".to_owned(),
+            Vec::new(),
         ),
     }
 }
@@ -343,7 +347,7 @@ async fn run_in(
             break;
         }
     }
-    let (verdict, reason) = conclude(worst, if whole { 1 } else { scenario.steps.len() });
+    let (verdict, reason, answers) = conclude(worst, if whole { 1 } else { scenario.steps.len() });
     let (mut verdict, mut reason) = with_late_writes(verdict, reason, &run.late);
     let mut problems = Vec::new();
     for (key, upload) in &run.uploads {
@@ -381,6 +385,7 @@ async fn run_in(
         verdict,
         reason,
         evidence: run.evidence,
+        answers,
         duration_ms: started.elapsed().as_millis() as u64,
     }
 }

@@ -273,9 +273,11 @@ pub(crate) fn grade_race(rounds: &[RoundSeen], allowed: u32, loser_status: &[u16
     let mut per_round = Vec::new();
     let mut overrun = 0;
     let mut unanswered = 0;
+    let mut refusals = Vec::new();
     for r in rounds {
         let judged = judge_round(r, loser_status);
         unanswered += judged.unknown;
+        refusals.extend(judged.refusals);
         per_round.push(judged.won.to_string());
         if judged.won > allowed as usize {
             // The per-round winner counts in the reason already say how many.
@@ -296,6 +298,7 @@ pub(crate) fn grade_race(rounds: &[RoundSeen], allowed: u32, loser_status: &[u16
         actual.push_str(&spreads);
     }
     let mut f = grouped_by_round(&notes, rounds.len());
+    f.answered(&refusals);
     if unanswered > 0 {
         f.add(
             Verdict::Pass,
@@ -318,6 +321,8 @@ struct RoundJudged {
     won: usize,
     unknown: usize,
     notes: Vec<(Verdict, String)>,
+    /// The losers' answers.
+    refusals: Vec<Outcome>,
 }
 
 /// Judges one round from its answers and the object read back after it.
@@ -420,6 +425,7 @@ fn judge_round(r: &RoundSeen, loser_status: &[u16]) -> RoundJudged {
         won: won.len(),
         unknown: unknown.len(),
         notes,
+        refusals: lost.iter().map(|(_, o)| (*o).clone()).collect(),
     }
 }
 

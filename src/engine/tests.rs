@@ -32,10 +32,10 @@ fn a_late_write_makes_a_passing_scenario_deviate_and_is_said_once() {
 
 #[test]
 fn the_worst_step_decides_and_is_named() {
-    let (v, r) = conclude(Some((2, Graded::new(Verdict::Unsafe, "lost"))), 4);
+    let (v, r, _) = conclude(Some((2, Graded::new(Verdict::Unsafe, "lost"))), 4);
     assert_eq!((v, r.as_str()), (Verdict::Unsafe, "step 3: lost"));
-    let (v, r) = conclude(Some((0, Graded::new(Verdict::Pass, "fine"))), 1);
+    let (v, r, _) = conclude(Some((0, Graded::new(Verdict::Pass, "fine"))), 1);
     assert_eq!((v, r.as_str()), (Verdict::Pass, "fine"));
-    let (v, _) = conclude(None, 2);
+    let (v, _, _) = conclude(None, 2);
     assert_eq!(v, Verdict::Error);
 }

@@ -113,8 +113,130 @@ fn judged(cells: &[(&'static str, Verdict)]) -> AppVerdict {
         cells
             .iter()
             .find(|(id, _)| *id == s)
-            .map(|(_, v)| (*v, "why"))
+            .map(|(_, v)| CellView {
+                verdict: *v,
+                reason: "why",
+                answers: &[],
+            })
     })
+}
+
+fn answer(text: &str) -> Answered {
+    let mut w = text.split(' ');
+    Answered {
+        status: w.next().and_then(|s| s.parse().ok()),
+        code: w.next().map(str::to_owned),
+    }
+}
+
+#[test]
+fn a_deviation_is_a_caveat_only_when_every_refusal_is_one_the_application_handles() {
+    let text = ONE.replace(
+        "if_unsafe = \"two winners\"",
+        "if_unsafe = \"two winners\"\nhandles = [\"412\", \"409\", \"304\"]",
+    );
+    let p = parse_profile("app.toml", &text, &catalog()).unwrap();
+    let race = "race-if-none-match";
+    let roll = |answers: &[Answered]| {
+        judge(&p, "t", |s| {
+            Some(CellView {
+                verdict: if s == race {
+                    Verdict::Deviates
+                } else {
+                    Verdict::Pass
+                },
+                reason: "why",
+                answers,
+            })
+        })
+    };
+    // Losers answered 409 (and the winner 200): handled.
+    let v = roll(&[answer("200"), answer("409 ConditionalRequestConflict")]);
+    assert_eq!(v.fitness, Fitness::SafeWithCaveats, "{:?}", v.findings);
+    assert!(
+        v.findings[0].contains("answering 409 ConditionalRequestConflict, which it handles"),
+        "{:?}",
+        v.findings
+    );
+    // One 403 among them: the application gets an error it does not handle.
+    let v = roll(&[answer("409"), answer("403 AccessDenied")]);
+    assert_eq!(v.fitness, Fitness::DoesNotWork);
+    assert!(
+        v.findings[0].contains("answering 403 AccessDenied, which it does not handle"),
+        "{:?}",
+        v.findings
+    );
+    // A 400 with the right code is not a 412 to an application that reads
+    // the status.
+    let v = roll(&[answer("400 PreconditionFailed")]);
+    assert_eq!(v.fitness, Fitness::DoesNotWork);
+    // A deviation with no refusal at all (a missing ETag, a late read) is
+    // not one it handles either.
+    let v = roll(&[answer("200")]);
+    assert_eq!(v.fitness, Fitness::DoesNotWork);
+    assert!(!v.findings[0].contains("answering"), "{:?}", v.findings);
+}
+
+#[test]
+fn a_deviation_can_be_data_loss_for_one_application() {
+    let text = ONE.replace(
+        "if_unsafe = \"two winners\"",
+        "if_unsafe = \"two winners\"\nunsafe_when = [\"deviates\"]",
+    );
+    let p = parse_profile("app.toml", &text, &catalog()).unwrap();
+    let v = judge(&p, "t", |s| {
+        Some(CellView {
+            verdict: if s == "race-if-none-match" {
+                Verdict::Deviates
+            } else {
+                Verdict::Pass
+            },
+            reason: "why",
+            answers: &[],
+        })
+    });
+    assert_eq!(v.fitness, Fitness::Unsafe);
+    assert!(
+        v.findings[0].contains("deviates, which for this application is data loss: two winners"),
+        "{:?}",
+        v.findings
+    );
+    let clash = ONE.replace(
+        "tolerates = [\"deviates\"]",
+        "tolerates = [\"deviates\"]\nunsafe_when = [\"deviates\"]",
+    );
+    let e = parse_profile("app.toml", &clash, &catalog()).unwrap_err();
+    assert!(e.message.contains("not one it also tolerates"), "{e}");
+}
+
+#[test]
+fn answers_an_application_handles_are_parsed_and_matched() {
+    let p = |t: &str| AnswerPattern::parse(t);
+    assert!(p("412").unwrap().matches(&answer("412 PreconditionFailed")));
+    assert!(!p("412").unwrap().matches(&answer("409")));
+    let code = p("PreconditionFailed").unwrap();
+    assert!(code.matches(&answer("400 PreconditionFailed")));
+    assert!(!code.matches(&answer("412")));
+    let both = p("409 ConditionalRequestConflict").unwrap();
+    assert!(both.matches(&answer("409 ConditionalRequestConflict")));
+    assert!(!both.matches(&answer("409 OperationAborted")));
+    assert!(!both.matches(&Answered::none()));
+    for bad in ["200", "4x2", "412 precondition", "412 A B", "", "lower"] {
+        assert!(p(bad).is_err(), "{bad}");
+    }
+    let c = catalog();
+    let bad = ONE.replace("tolerates = [\"deviates\"]", "handles = [\"41\"]");
+    let e = parse_profile("app.toml", &bad, &c).unwrap_err();
+    assert!(
+        e.message.contains("`41` is not an HTTP error status"),
+        "{e}"
+    );
+    let both = ONE.replace(
+        "tolerates = [\"deviates\"]",
+        "tolerates = [\"deviates\"]\nhandles = [\"409\"]",
+    );
+    let e = parse_profile("app.toml", &both, &c).unwrap_err();
+    assert!(e.message.contains("keep one"), "{e}");
 }
 
 #[test]

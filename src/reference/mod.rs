@@ -134,7 +134,11 @@ async fn start_at(
                 // Each request carries its connection's clock to the handler.
                 let service = hyper::service::service_fn(move |mut req| {
                     req.extensions_mut().insert(last_read.clone());
-                    hyper::service::Service::call(&service, req)
+                    let condition = condition_of(req.headers());
+                    let answer = hyper::service::Service::call(&service, req);
+                    async move {
+                        Ok::<_, s3s::HttpError>(name_the_condition(answer.await?, condition).await)
+                    }
                 });
                 connections.spawn(async move {
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -147,4 +151,51 @@ async fn start_at(
         }));
     }
     Ok(RunningServer { addrs, tasks })
+}
+
+/// The conditional header a 412 answer names in its `<Condition>` element,
+/// as AWS's does (clients read it: s3fs raises FileExistsError only for a
+/// 412 whose body says `<Condition>If-None-Match</Condition>`).
+fn condition_of(headers: &http::HeaderMap) -> Option<&'static str> {
+    [
+        "If-Match",
+        "If-None-Match",
+        "If-Unmodified-Since",
+        "x-amz-copy-source-if-match",
+        "x-amz-copy-source-if-unmodified-since",
+    ]
+    .into_iter()
+    .find(|h| headers.contains_key(*h))
+}
+
+/// Adds `<Condition>` to a 412 error body (s3s writes Code and Message
+/// only).
+async fn name_the_condition(
+    answer: s3s::HttpResponse,
+    condition: Option<&'static str>,
+) -> s3s::HttpResponse {
+    use http_body_util::BodyExt;
+    let Some(condition) = condition else {
+        return answer;
+    };
+    if answer.status() != http::StatusCode::PRECONDITION_FAILED {
+        return answer;
+    }
+    let (mut parts, body) = answer.into_parts();
+    let Ok(collected) = body.collect().await else {
+        return s3s::HttpResponse::from_parts(parts, s3s::Body::empty());
+    };
+    let text = String::from_utf8_lossy(&collected.to_bytes()).into_owned();
+    let text = match text.rfind("</Error>") {
+        Some(at) if !text.contains("<Condition>") => format!(
+            "{}<Condition>{condition}</Condition>{}",
+            &text[..at],
+            &text[at..]
+        ),
+        _ => text,
+    };
+    parts
+        .headers
+        .insert(http::header::CONTENT_LENGTH, text.len().into());
+    s3s::HttpResponse::from_parts(parts, s3s::Body::from(text))
 }

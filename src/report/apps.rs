@@ -9,7 +9,7 @@ use comfy_table::{Cell as TableCell, ContentArrangement, Table};
 use super::markdown_text;
 use super::{escape_markup, Report};
 use crate::catalog::Catalog;
-use crate::profiles::{judge, AppVerdict, Fitness, Profile, Profiles};
+use crate::profiles::{judge, AppVerdict, CellView, Fitness, Profile, Profiles};
 
 impl Report {
     /// The roll-up of `profiles` (the built-in ones when `None`) on every
@@ -38,10 +38,19 @@ impl Report {
                 if !ran {
                     continue;
                 }
-                out.push(judge(p, &t.name, |s| {
-                    self.cell(&t.name, s)
-                        .map(|c| (c.verdict, c.reason.as_str()))
-                }));
+                let mut verdict = judge(p, &t.name, |s| {
+                    self.cell(&t.name, s).map(|c| CellView {
+                        verdict: c.verdict,
+                        reason: &c.reason,
+                        answers: &c.answers,
+                    })
+                });
+                verdict.observed = self
+                    .observed
+                    .iter()
+                    .find(|o| o.profile == p.id && o.target == t.name)
+                    .cloned();
+                out.push(verdict);
             }
         }
         out
@@ -62,7 +71,7 @@ impl Report {
         for p in &profiles {
             let mut row = vec![TableCell::new(p)];
             for t in &targets {
-                let text = find(apps, p, t).map_or("-", |a| a.fitness.name());
+                let text = find(apps, p, t).map_or("-".to_owned(), AppVerdict::cell_text);
                 row.push(TableCell::new(text));
             }
             table.add_row(row);
@@ -90,22 +99,27 @@ impl Report {
             out.push_str(&format!("| {p} |"));
             for t in &targets {
                 let text = find(&apps, p, t).map_or("-".to_owned(), |a| {
-                    format!("{} {}", mark(a.fitness), a.fitness)
+                    format!("{} {}", mark(a.fitness), a.cell_text())
                 });
                 out.push_str(&format!(" {text} |"));
             }
             out.push('\n');
         }
-        let why: Vec<&AppVerdict> = apps.iter().filter(|a| !a.findings.is_empty()).collect();
+        let why: Vec<&AppVerdict> = apps
+            .iter()
+            .filter(|a| !a.findings.is_empty() || a.observed.is_some())
+            .collect();
         if !why.is_empty() {
             out.push_str("\n### Why\n\n");
             for a in why {
+                let mut lines = a.findings.clone();
+                lines.extend(a.observed_line());
                 out.push_str(&format!(
                     "- **{} on {}** — {}: {}\n",
                     a.profile,
                     markdown_text(&a.target),
                     a.fitness,
-                    markdown_text(&a.findings.join("; "))
+                    markdown_text(&lines.join("; "))
                 ));
             }
         }
@@ -131,19 +145,17 @@ impl Report {
             for t in &targets {
                 match find(&apps, p, t) {
                     None => out.push_str("<td>-</td>"),
-                    Some(a) if a.findings.is_empty() => out.push_str(&format!(
-                        "<td class=\"fit-{}\">{}</td>",
-                        class(a.fitness),
-                        a.fitness
-                    )),
+                    Some(a) if a.findings.is_empty() && a.observed.is_none() => out.push_str(
+                        &format!("<td class=\"fit-{}\">{}</td>", class(a.fitness), a.fitness),
+                    ),
                     Some(a) => {
                         out.push_str(&format!(
                             "<td class=\"fit-{}\"><details><summary>{}</summary><ul>",
                             class(a.fitness),
-                            a.fitness
+                            escape_markup(&a.cell_text())
                         ));
-                        for f in &a.findings {
-                            out.push_str(&format!("<li>{}</li>", escape_markup(f)));
+                        for f in a.findings.iter().cloned().chain(a.observed_line()) {
+                            out.push_str(&format!("<li>{}</li>", escape_markup(&f)));
                         }
                         out.push_str("</ul></details></td>");
                     }

@@ -255,6 +255,7 @@ mod tests {
             reason: "r".into(),
             duration_ms: 1,
             evidence: vec![],
+            answers: vec![],
         };
         let report = Report {
             tool_version: "0".into(),
@@ -269,6 +270,7 @@ mod tests {
             targets: vec![TargetInfo::named("a"), TargetInfo::named("b")],
             results: vec![cell("a", Verdict::Info), cell("b", Verdict::Deviates)],
             bench: Vec::new(),
+            observed: Vec::new(),
         };
         let html = report.to_html();
         assert!(

@@ -43,7 +43,7 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell as TableCell, ContentArrangement, Table};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Outcome, Verdict};
+use crate::model::{Answered, Outcome, Verdict};
 
 /// The verdict of one target × scenario cell, with what decided it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -61,6 +61,11 @@ pub struct CellResult {
     /// The exchanges that decided the verdict.
     #[serde(default)]
     pub evidence: Vec<Outcome>,
+    /// The answers the verdict rests on (the graded request's status and
+    /// error code, a race's losers'), which an application profile compares
+    /// with the answers the application handles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answers: Vec<Answered>,
 }
 
 /// One run over some targets and scenarios (or several runs merged).
@@ -81,6 +86,10 @@ pub struct Report {
     /// `condwrite bench` figures, one entry per target measured.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bench: Vec<crate::bench::BenchResult>,
+    /// What running applications' real clients showed (`doctor
+    /// --confirm`), one entry per application and target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub observed: Vec<crate::profiles::Observed>,
 }
 
 /// A scenario as the report names it.
@@ -276,6 +285,11 @@ impl Report {
             for b in r.bench {
                 out.bench.retain(|x| x.target != b.target);
                 out.bench.push(b);
+            }
+            for o in r.observed {
+                out.observed
+                    .retain(|x| !(x.target == o.target && x.profile == o.profile));
+                out.observed.push(o);
             }
         }
         let order = |c: &CellResult| {

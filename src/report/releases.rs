@@ -299,9 +299,11 @@ mod tests {
                     reason: "r".into(),
                     duration_ms: 1,
                     evidence: vec![],
+                    answers: vec![],
                 })
                 .collect(),
             bench: Vec::new(),
+            observed: Vec::new(),
         }
     }
 

@@ -10,6 +10,7 @@ fn report() -> Report {
         reason: format!("because {v}"),
         duration_ms: 3,
         evidence: vec![],
+        answers: vec![],
     };
     Report {
         tool_version: "0.0.0".into(),
@@ -30,6 +31,7 @@ fn report() -> Report {
             cell("y", "a", Verdict::Deviates),
         ],
         bench: Vec::new(),
+        observed: Vec::new(),
     }
 }
 
@@ -87,6 +89,7 @@ fn targets_whose_cells_all_failed_alike_share_one_line() {
                 reason: "no Docker".into(),
                 duration_ms: 0,
                 evidence: vec![],
+                answers: vec![],
             });
         }
     }
@@ -112,6 +115,7 @@ fn cells_of_a_target_that_failed_alike_share_a_line() {
         reason: "stopped answering".into(),
         duration_ms: 1,
         evidence: vec![],
+        answers: vec![],
     };
     r.results.push(cell("b"));
     r.results.push(cell("c"));

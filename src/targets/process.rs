@@ -59,6 +59,18 @@ fn running() -> std::sync::MutexGuard<'static, Vec<(i32, PathBuf)>> {
     RUNNING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Registers a process group that is not a server (an application check)
+/// and its scratch folder, so that an interrupted run kills and removes
+/// them with the servers.
+pub fn track(pgid: i32, dir: PathBuf) {
+    running().push((pgid, dir));
+}
+
+/// Forgets a group [`track`] registered, once it has ended.
+pub fn untrack(pgid: i32) {
+    running().retain(|(g, _)| *g != pgid);
+}
+
 /// Kills every server process group still running and removes its folder
 /// (for Ctrl-C, where no destructor runs).
 pub fn stop_all() {

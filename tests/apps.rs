@@ -1,0 +1,203 @@
+//! `condwrite doctor --confirm`: the applications' real clients (Terraform,
+//! deltalake, obstore, s3fs, slatedb), installed by scripts/install-apps,
+//! run against the reference server, against fault profiles the profiles
+//! say break them, and against real stores, and what they did must agree
+//! with what doctor infers from the cells. A check whose client or store is
+//! not installed fails under CI=true and elsewhere says why it skips.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Whether every path (under the repository) exists; fails under CI=true
+/// when one does not.
+fn installed(paths: &[&str], install: &str) -> bool {
+    let missing: Vec<&&str> = paths.iter().filter(|p| !root().join(p).exists()).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{missing:?} not installed: run {install}"
+    );
+    eprintln!("skipping: {missing:?} not installed ({install})");
+    false
+}
+
+/// Runs `doctor --confirm` and returns its exit code, its stdout and the
+/// JSON report's applications.
+fn confirm(targets: &str, profiles: &str, name: &str) -> (Option<i32>, String, Vec<Value>) {
+    let dir = root().join("target/tmp");
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join(format!("apps-{name}.json"));
+    let _ = std::fs::remove_file(&json);
+    let out = Command::new(env!("CARGO_BIN_EXE_condwrite"))
+        .args([
+            "doctor",
+            "--confirm",
+            "--target",
+            targets,
+            "--profile",
+            profiles,
+            "--json",
+        ])
+        .arg(&json)
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .output()
+        .expect("condwrite runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        json.is_file(),
+        "no JSON written; stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let apps = report["applications"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    (out.status.code(), stdout, apps)
+}
+
+/// (inferred, observed) of one application on one target.
+fn pair<'a>(apps: &'a [Value], profile: &str, target: &str) -> (&'a str, &'a str, String) {
+    let a = apps
+        .iter()
+        .find(|a| a["profile"] == profile && a["target"] == target)
+        .unwrap_or_else(|| panic!("no {profile} on {target} in {apps:?}"));
+    let observed = &a["observed"];
+    (
+        a["fitness"].as_str().unwrap(),
+        observed["fitness"].as_str().unwrap_or("(not run)"),
+        observed["summary"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+const CHECKS: [&str; 5] = [
+    ".servers/apps/terraform/bin/python",
+    ".servers/apps/delta-rs/bin/python",
+    ".servers/apps/object_store/bin/python",
+    ".servers/apps/s3fs/bin/python",
+    ".servers/apps/slatedb/bin/python",
+];
+
+#[test]
+fn on_the_reference_server_and_its_faults_every_application_does_what_doctor_infers() {
+    if !installed(&CHECKS, "scripts/install-apps") {
+        return;
+    }
+    let targets = "embedded,embedded-ignore-if-none-match,embedded-racy";
+    let profiles = "terraform,delta-rs,object_store,s3fs,slatedb";
+    let (code, stdout, apps) = confirm(targets, profiles, "reference");
+    // The faults make applications unsafe: exit 101.
+    assert_eq!(code, Some(101), "{stdout}");
+    for p in profiles.split(',') {
+        let (inferred, observed, why) = pair(&apps, p, "embedded");
+        assert_eq!(
+            (inferred, observed),
+            ("safe", "safe"),
+            "{p} on embedded: {why}"
+        );
+        let (inferred, observed, why) = pair(&apps, p, "embedded-ignore-if-none-match");
+        assert_eq!(
+            (inferred, observed),
+            ("unsafe", "unsafe"),
+            "{p} on embedded-ignore-if-none-match: {why}"
+        );
+    }
+    // Writers that race lose data on a store whose checks race.
+    for p in ["delta-rs", "object_store"] {
+        let (inferred, observed, why) = pair(&apps, p, "embedded-racy");
+        assert_eq!(
+            (inferred, observed),
+            ("unsafe", "unsafe"),
+            "{p} on embedded-racy: {why}"
+        );
+    }
+    let (_, _, why) = pair(&apps, "delta-rs", "embedded-ignore-if-none-match");
+    assert!(why.contains("acknowledged appends are missing"), "{why}");
+    let (_, _, why) = pair(&apps, "terraform", "embedded");
+    assert!(why.contains("Error acquiring the state lock"), "{why}");
+    assert!(
+        stdout.contains("confirmed by running deltalake 1.6.6"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(confirmed)"), "{stdout}");
+}
+
+#[test]
+fn on_real_stores_terraform_and_delta_rs_are_safe_where_the_store_refuses_and_lose_where_it_does_not(
+) {
+    let needs = [
+        CHECKS[0],
+        CHECKS[1],
+        ".servers/seaweedfs/bin/weed",
+        ".servers/garage/bin/garage",
+    ];
+    if !installed(
+        &needs,
+        "scripts/install-apps and scripts/install-servers seaweedfs garage",
+    ) {
+        return;
+    }
+    let (code, stdout, apps) = confirm("seaweedfs,garage", "terraform,delta-rs", "real");
+    assert_eq!(code, Some(101), "{stdout}");
+    for p in ["terraform", "delta-rs"] {
+        let (inferred, observed, why) = pair(&apps, p, "seaweedfs");
+        assert_eq!(
+            (inferred, observed),
+            ("safe", "safe"),
+            "{p} on seaweedfs: {why}"
+        );
+        // Garage 2.5 ignores If-None-Match.
+        let (inferred, observed, why) = pair(&apps, p, "garage");
+        assert_eq!(
+            (inferred, observed),
+            ("unsafe", "unsafe"),
+            "{p} on garage: {why}"
+        );
+    }
+    assert!(
+        stdout.contains("0 disagree"),
+        "inferred and observed must agree:\n{stdout}"
+    );
+}
+
+#[test]
+fn a_check_that_is_not_installed_is_unknown_with_what_to_run() {
+    // A copy of the repository's files without the venvs: the checks
+    // cannot run, and say how to install them.
+    let dir = root().join("target/tmp/apps-not-installed");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("apps/terraform")).unwrap();
+    std::fs::copy(
+        root().join("apps/terraform/check.py"),
+        dir.join("apps/terraform/check.py"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("targets.toml"),
+        "[[target]]\nname = \"embedded\"\nkind = \"embedded\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_condwrite"))
+        .args(["doctor", "--confirm", "--profile", "terraform"])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("condwrite runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("not confirmed") && stdout.contains("run scripts/install-apps terraform"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("safe (ran: unknown)"), "{stdout}");
+    // Inferred safe, observation unknown: nothing disagrees, nothing fails.
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+}
