@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use crate::apps;
 use crate::catalog::Catalog;
 use crate::model::Verdict;
-use crate::profiles::{scenarios_needed, Observed, Profile, Profiles};
+use crate::profiles::{scenarios_needed, Agreement, Observed, Profile, Profiles};
 use crate::report::Report;
 use crate::runner::{Event, Session};
 
@@ -123,13 +123,15 @@ pub(super) fn doctor(runtime: &tokio::runtime::Runtime, d: Doctor<'_>) -> ExitCo
         }
     }
     let failing = apps.iter().filter(|a| a.fitness.fails()).count();
-    let disagree = apps.iter().filter(|a| a.agrees() == Some(false)).count();
+    let count = |w: Agreement| apps.iter().filter(|a| a.agreement() == Some(w)).count();
+    let disagree = count(Agreement::Disagrees);
     if d.confirm {
-        let confirmed = apps.iter().filter(|a| a.agrees() == Some(true)).count();
+        let confirmed = count(Agreement::Agrees);
+        let missed = count(Agreement::NotReproduced);
         let ran = apps.iter().filter(|a| a.observed.is_some()).count();
         println!(
-            "\nrun for real: {ran} application × target pair(s) (the others have no check): {confirmed} agree, {disagree} disagree, {} could not tell",
-            ran - confirmed - disagree
+            "\nrun for real: {ran} application × target pair(s) (the others have no check): {confirmed} agree, {disagree} disagree, {missed} did not reproduce a loss the cells show, {} could not tell",
+            ran - confirmed - disagree - missed
         );
     }
     println!(

@@ -452,11 +452,25 @@ pub struct AppVerdict {
     pub observed: Option<Observed>,
 }
 
+/// How what an application's run showed compares with the inference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agreement {
+    /// The same state ("safe with caveats" counts as "safe": a run cannot
+    /// show a caveat).
+    Agrees,
+    /// The cells show a loss the bounded run did not hit (it ran safely,
+    /// or failed before it could lose anything): a race window a few
+    /// actors can miss, not a contradiction.
+    NotReproduced,
+    /// The run contradicts the inference: it lost data where the cells
+    /// say safe, or worked where they say it does not (a finding).
+    Disagrees,
+}
+
 impl AppVerdict {
-    /// Whether the inferred and the observed verdict agree (`None`: no
-    /// observation, or one that could not tell). A run cannot show a
-    /// caveat, so "safe with caveats" agrees with "safe".
-    pub fn agrees(&self) -> Option<bool> {
+    /// How the observation compares with the inferred verdict (`None`: no
+    /// observation, or one that could not tell).
+    pub fn agreement(&self) -> Option<Agreement> {
         let o = self.observed.as_ref()?;
         if o.fitness == Fitness::Unknown {
             return None;
@@ -468,21 +482,29 @@ impl AppVerdict {
                 f
             }
         };
-        Some(plain(o.fitness) == plain(self.fitness))
+        let (inferred, observed) = (plain(self.fitness), plain(o.fitness));
+        Some(if inferred == observed {
+            Agreement::Agrees
+        } else if inferred == Fitness::Unsafe && observed != Fitness::Unknown {
+            Agreement::NotReproduced
+        } else {
+            Agreement::Disagrees
+        })
     }
 
-    /// The observation in a line: confirmed, not confirmed, or a
-    /// disagreement (a finding of its own).
+    /// The observation in a line: confirmed, not reproduced, not
+    /// confirmed, or a disagreement (a finding of its own).
     pub fn observed_line(&self) -> Option<String> {
         let o = self.observed.as_ref()?;
         let client = o.client.as_deref().unwrap_or(&o.profile);
-        Some(match self.agrees() {
-            None => format!(
-                "not confirmed: running {client} could not tell: {}",
-                o.summary
+        Some(match self.agreement() {
+            None => format!("not confirmed: running {client} could not tell: {}", o.summary),
+            Some(Agreement::Agrees) => format!("confirmed by running {client}: {}", o.summary),
+            Some(Agreement::NotReproduced) => format!(
+                "running {client} did not reproduce the loss (it was {}; its bounded run can miss what the scenarios show): {}",
+                o.fitness, o.summary
             ),
-            Some(true) => format!("confirmed by running {client}: {}", o.summary),
-            Some(false) => format!(
+            Some(Agreement::Disagrees) => format!(
                 "running {client} disagrees: it was {} where the cells say {}: {}",
                 o.fitness, self.fitness, o.summary
             ),
@@ -492,10 +514,10 @@ impl AppVerdict {
     /// The state in a table cell: the inferred one, and what the run
     /// showed beside it.
     pub fn cell_text(&self) -> String {
-        match (&self.observed, self.agrees()) {
+        match (&self.observed, self.agreement()) {
             (None, _) => self.fitness.name().to_owned(),
-            (Some(_), Some(true)) => format!("{} (confirmed)", self.fitness),
-            (Some(o), Some(false)) => format!("{} (ran: {})", self.fitness, o.fitness),
+            (Some(_), Some(Agreement::Agrees)) => format!("{} (confirmed)", self.fitness),
+            (Some(o), Some(_)) => format!("{} (ran: {})", self.fitness, o.fitness),
             (Some(_), None) => format!("{} (ran: unknown)", self.fitness),
         }
     }
@@ -542,7 +564,7 @@ pub fn judge<'a>(
                 (
                     Fitness::Unsafe,
                     format!(
-                        "{} {what}: {}. It needs {} ({reason})",
+                        "{} {what}: {}. Needed: {} ({reason})",
                         r.scenario, r.if_unsafe, r.needs
                     ),
                 )
@@ -581,7 +603,7 @@ pub fn judge<'a>(
                     (
                         Fitness::DoesNotWork,
                         format!(
-                            "{} deviates{answered}: {}. It needs {} ({reason})",
+                            "{} deviates{answered}: {}. Needed: {} ({reason})",
                             r.scenario, r.if_refused, r.needs
                         ),
                     )
@@ -590,7 +612,7 @@ pub fn judge<'a>(
             v => (
                 Fitness::DoesNotWork,
                 format!(
-                    "{} {v}: {}. It needs {} ({reason})",
+                    "{} {v}: {}. Needed: {} ({reason})",
                     r.scenario, r.if_refused, r.needs
                 ),
             ),

@@ -301,3 +301,55 @@ fn selection_names_the_known_profiles() {
     assert!(needed.contains("race-if-none-match"));
     assert!(!needed.contains("cas-counter"));
 }
+
+#[test]
+fn a_run_confirms_misses_or_contradicts_the_inference() {
+    let with = |inferred: Fitness, observed: Fitness| AppVerdict {
+        profile: "app".into(),
+        target: "t".into(),
+        fitness: inferred,
+        findings: vec![],
+        observed: Some(Observed {
+            profile: "app".into(),
+            target: "t".into(),
+            fitness: observed,
+            client: Some("app 1.0".into()),
+            summary: "what happened".into(),
+            facts: serde_json::Value::Null,
+            duration_ms: 1,
+        }),
+    };
+    use Fitness::*;
+    assert_eq!(with(Safe, Safe).agreement(), Some(Agreement::Agrees));
+    assert_eq!(
+        with(SafeWithCaveats, Safe).agreement(),
+        Some(Agreement::Agrees)
+    );
+    // A loss the run did not hit is not a contradiction ...
+    assert_eq!(
+        with(Unsafe, Safe).agreement(),
+        Some(Agreement::NotReproduced)
+    );
+    assert_eq!(
+        with(Unsafe, DoesNotWork).agreement(),
+        Some(Agreement::NotReproduced)
+    );
+    // ... a loss the cells missed, or an application that works where the
+    // cells say it does not, is.
+    assert_eq!(with(Safe, Unsafe).agreement(), Some(Agreement::Disagrees));
+    assert_eq!(
+        with(DoesNotWork, Safe).agreement(),
+        Some(Agreement::Disagrees)
+    );
+    assert_eq!(with(Safe, Unknown).agreement(), None);
+    assert_eq!(with(Safe, Safe).cell_text(), "safe (confirmed)");
+    assert_eq!(with(Unsafe, Safe).cell_text(), "unsafe (ran: safe)");
+    assert!(with(Safe, Unsafe)
+        .observed_line()
+        .unwrap()
+        .starts_with("running app 1.0 disagrees"));
+    assert!(with(Safe, Unknown)
+        .observed_line()
+        .unwrap()
+        .starts_with("not confirmed"));
+}
