@@ -155,6 +155,9 @@ pub(super) fn doctor(runtime: &tokio::runtime::Runtime, d: Doctor<'_>) -> ExitCo
     }
 }
 
+/// How many targets run their application checks at the same time.
+const CHECKS_AT_ONCE: usize = 2;
+
 /// What [`doctor`] ran.
 struct Ran {
     report: Report,
@@ -162,9 +165,10 @@ struct Ran {
 }
 
 /// Runs the real client of every chosen application that has a check on
-/// every started target: the targets side by side, one check at a time on
+/// every started target: two targets side by side, one check at a time on
 /// each (a check is itself concurrent), each under a prefix of its own.
 async fn confirm_all(session: &Session, chosen: &[&Profile]) -> Vec<Observed> {
+    use futures::StreamExt;
     let targets: Vec<&crate::targets::LiveTarget> = session.started();
     let per_target = targets.into_iter().map(|live| async move {
         let root = apps::root(&live.spec.root);
@@ -198,7 +202,11 @@ async fn confirm_all(session: &Session, chosen: &[&Profile]) -> Vec<Observed> {
         }
         out
     });
-    futures::future::join_all(per_target)
+    // Two targets at a time: each check runs several writers of its own,
+    // and a dozen at once on a small machine would time out.
+    futures::stream::iter(per_target)
+        .buffer_unordered(CHECKS_AT_ONCE)
+        .collect::<Vec<_>>()
         .await
         .into_iter()
         .flatten()
