@@ -756,7 +756,7 @@ fn doctor_rolls_the_profiles_up_and_gates_on_an_unsafe_application() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("two `terraform apply` runs both take the state lock"),
+        stdout.contains("two runs both take the state lock: the state written last wins"),
         "{stdout}"
     );
     assert!(!stdout.contains("delta-rs"), "{stdout}");

@@ -72,8 +72,9 @@ async fn every_fault_profile_matches_its_pins_and_every_fault_is_caught() {
     assert!(mismatches.is_empty(), "\n  {}", mismatches.join("\n  "));
 
     // The application profiles: safe on the correct servers; on every
-    // fault target, unsafe exactly when a cell a profile needs is unsafe
-    // (naming it), and each profile is made unsafe by some fault.
+    // fault target, unsafe exactly when a cell a profile needs is unsafe,
+    // or deviates where the profile says that loses its data (naming it),
+    // and each profile is made unsafe by some fault.
     let profiles = Profiles::builtin(&catalog).unwrap();
     let apps = ran.report.applications(None);
     for p in &profiles.profiles {
@@ -89,7 +90,7 @@ async fn every_fault_profile_matches_its_pins_and_every_fault_is_caught() {
                     cells.iter().any(|c| {
                         c.target == t.name
                             && c.scenario == r.scenario
-                            && c.verdict == Verdict::Unsafe
+                            && (c.verdict == Verdict::Unsafe || r.unsafe_when.contains(&c.verdict))
                     })
                 })
                 .map(|r| r.scenario.as_str())
@@ -109,7 +110,10 @@ async fn every_fault_profile_matches_its_pins_and_every_fault_is_caught() {
                     assert!(
                         a.findings
                             .iter()
-                            .any(|f| f.starts_with(&format!("{b} is unsafe: "))),
+                            .any(|f| f.starts_with(&format!("{b} is unsafe: "))
+                                || f.starts_with(&format!(
+                                    "{b} deviates, which for this application is data loss: "
+                                ))),
                         "{} on {}: {b} not named in {:?}",
                         p.id,
                         t.name,
