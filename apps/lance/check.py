@@ -1,0 +1,208 @@
+"""Lance (the `pylance` Python package) appending to one dataset from
+several processes at once.
+
+Lance commits version N of a dataset on s3:// by creating its manifest,
+_versions/<N>.manifest (or the V2 naming), with If-None-Match: * (through
+object_store's PutMode::Create: ConditionalPutCommitHandler, the default for
+s3:// since 0.24). A refused create (412, 409 or 304) is a commit conflict:
+Lance loads the newer transactions, rebases onto them and tries the next
+version, up to 20 times. If a store lets two creates of one manifest both
+succeed, one writer's manifest replaces the other's and an acknowledged
+append drops out of the dataset.
+
+The check creates the dataset with one row, runs WRITERS writer processes of
+APPENDS appends each (mode="append", a unique row (writer, seq) per append),
+notes which appends returned without error, then reads the dataset back:
+every acknowledged row must be there.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the work tree
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import checklib  # noqa: E402
+from checklib import short  # noqa: E402
+
+WRITERS = 4
+APPENDS = 5
+START_DELAY_S = 3.0  # the writers start together, this long after they are spawned
+
+
+def clean_aws_environment():
+    # Lance's object_store also reads AWS_* from the environment: only the
+    # storage options below may configure it.
+    for k in list(os.environ):
+        if k.startswith("AWS_"):
+            del os.environ[k]
+
+
+def storage_options(env):
+    return {
+        "aws_endpoint": env.endpoint,
+        "aws_access_key_id": env.access_key,
+        "aws_secret_access_key": env.secret_key,
+        "aws_region": env.region,
+        "allow_http": "true",
+    }
+
+
+def dataset_uri(env):
+    return f"s3://{env.bucket}/{env.prefix}lance/t"
+
+
+def rows(writer, seq):
+    import pyarrow as pa
+
+    return pa.table({
+        "writer": pa.array([writer], type=pa.int64()),
+        "seq": pa.array([seq], type=pa.int64()),
+    })
+
+
+def writer_main(writer, start_at, acks_path):
+    """One writer process: APPENDS appends, one JSON line per outcome."""
+    clean_aws_environment()
+    env = checklib.Env()
+    import lance
+
+    opts, uri = storage_options(env), dataset_uri(env)
+    with open(acks_path, "a") as out:
+        time.sleep(max(0.0, start_at - time.time()))
+        for seq in range(APPENDS):
+            if env.remaining(margin=12) <= 0:
+                out.write(json.dumps({"seq": seq, "skipped": "deadline"}) + "\n")
+                out.flush()
+                break
+            t = time.monotonic()
+            try:
+                ds = lance.write_dataset(rows(writer, seq), uri, mode="append", storage_options=opts)
+                rec = {"seq": seq, "ok": True, "version": ds.version}
+            except Exception as e:  # noqa: BLE001 - every failure is recorded
+                rec = {"seq": seq, "ok": False, "error": short(e, 300)}
+            rec["s"] = round(time.monotonic() - t, 2)
+            out.write(json.dumps(rec) + "\n")
+            out.flush()
+
+
+def main(check, env):
+    clean_aws_environment()
+    import lance
+
+    check.client = f"pylance {lance.__version__}"
+    opts, uri = storage_options(env), dataset_uri(env)
+    check.facts.update({"writers": WRITERS, "appends_per_writer": APPENDS})
+
+    check.progress(f"creating {uri} with one row")
+    try:
+        lance.write_dataset(rows(-1, 0), uri, mode="create", storage_options=opts)
+    except Exception as e:  # noqa: BLE001
+        check.facts["create_error"] = short(e, 300)
+        check.finish("does-not-work", f"creating the dataset failed: {short(e)}")
+
+    env.check_time("the writers")
+    start_at = time.time() + START_DELAY_S
+    procs = []
+    for w in range(WRITERS):
+        acks = os.path.join(env.workdir, f"writer-{w}.jsonl")
+        open(acks, "w").close()
+        log = open(os.path.join(env.workdir, f"writer-{w}.log"), "w")
+        p = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--writer", str(w), str(start_at), acks],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        )
+        procs.append((w, p, acks, log))
+    check.progress(f"{WRITERS} writers x {APPENDS} appends")
+    killed = 0
+    for w, p, _, log in procs:
+        try:
+            p.wait(timeout=max(1.0, env.remaining(margin=8)))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            killed += 1
+        log.close()
+
+    acked, failed, errors, crashed = set(), set(), [], 0
+    for w, p, acks, _ in procs:
+        if p.returncode not in (0, -9):
+            crashed += 1
+            with open(os.path.join(env.workdir, f"writer-{w}.log")) as f:
+                errors.append(f"writer {w} exited {p.returncode}: {short(f.read()[-300:])}")
+        with open(acks) as f:
+            for line in f:
+                rec = json.loads(line)
+                if rec.get("ok"):
+                    acked.add((w, rec["seq"]))
+                elif "error" in rec:
+                    failed.add((w, rec["seq"]))
+                    errors.append(rec["error"])
+    attempted = len(acked) + len(failed)
+    check.facts.update({
+        "acknowledged": len(acked), "failed": len(failed), "writers_killed": killed,
+        "writers_crashed": crashed,
+    })
+    if errors:
+        check.facts["first_error"] = errors[0]
+    check.progress(f"{len(acked)} of {attempted} appends acknowledged, {len(failed)} failed")
+
+    env.check_time("reading the dataset back")
+    try:
+        ds = lance.dataset(uri, storage_options=opts)
+        version = ds.version
+        data = ds.to_table(columns=["writer", "seq"])
+        found = list(zip(data["writer"].to_pylist(), data["seq"].to_pylist()))
+    except Exception as e:  # noqa: BLE001
+        check.facts["read_error"] = short(e, 300)
+        check.finish(
+            "unknown" if acked else "does-not-work",
+            f"{len(acked)} of {attempted} appends were acknowledged, but reading the dataset "
+            f"back failed: {short(e)}",
+        )
+    present = set(found)
+    missing = sorted(acked - present)
+    extra = sorted(present - acked - {(-1, 0)})
+    check.facts.update({
+        "final_version": version, "rows": len(found), "missing": len(missing),
+        "unacknowledged_present": len(extra), "duplicate_rows": len(found) - len(present),
+        "initial_row_present": (-1, 0) in present,
+    })
+    if missing:
+        check.facts["missing_rows"] = [list(r) for r in missing[:10]]
+        check.finish(
+            "unsafe",
+            f"{len(missing)} of {len(acked)} acknowledged appends are missing from the dataset "
+            f"(final version {version}, {len(found)} rows); {WRITERS} writers appended "
+            f"concurrently and their manifests replaced each other's",
+        )
+    if (-1, 0) not in present:
+        check.finish("unsafe", f"the dataset's first row is missing (final version {version})")
+    if not acked and attempted == 0:
+        check.finish("unknown", "no append ran: " + (errors[0] if errors else "the writers did nothing"))
+    if failed or crashed:
+        check.finish(
+            "does-not-work",
+            f"{len(failed)} of {attempted} appends failed with errors ({errors[0] if errors else ''}); "
+            f"all {len(acked)} acknowledged ones are in the dataset (final version {version})",
+        )
+    if killed or attempted < WRITERS * APPENDS:
+        check.finish(
+            "unknown",
+            f"only {attempted} of {WRITERS * APPENDS} appends ran before the deadline; "
+            f"all {len(acked)} acknowledged ones are in the dataset",
+        )
+    check.finish(
+        "safe",
+        f"{WRITERS} writers made {attempted} concurrent appends, all acknowledged and all "
+        f"{len(acked)} in the dataset (final version {version}, {len(found)} rows)",
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--writer":
+        writer_main(int(sys.argv[2]), float(sys.argv[3]), sys.argv[4])
+    else:
+        checklib.Check("lance", package="pylance").run(main)
