@@ -170,6 +170,15 @@ struct Ran {
 async fn confirm_all(session: &Session, chosen: &[&Profile]) -> Vec<Observed> {
     use futures::StreamExt;
     let targets: Vec<&crate::targets::LiveTarget> = session.started();
+    if let Some(live) = targets.first() {
+        let root = apps::root(&live.spec.root);
+        if !root.join("apps").is_dir() {
+            eprintln!(
+                "warning: --confirm found no apps/ folder (looked beside the targets file and in {}): no application's client runs",
+                root.display()
+            );
+        }
+    }
     let per_target = targets.into_iter().map(|live| async move {
         let root = apps::root(&live.spec.root);
         let mut out = Vec::new();
