@@ -37,6 +37,10 @@ pub struct Profile {
     /// Where its source or docs show it.
     pub source: String,
     pub requirements: Vec<Requirement>,
+    /// The requirements its application check (`apps/<id>/check.py`)
+    /// exercises, which are all that check can confirm or contradict
+    /// (empty: every requirement).
+    pub check_covers: Vec<String>,
 }
 
 /// One thing an application relies on: a scenario of the catalog.
@@ -136,6 +140,14 @@ impl fmt::Display for AnswerPattern {
 struct RawFile {
     profile: RawProfile,
     requirement: Vec<Spanned<RawRequirement>>,
+    check: Option<RawCheck>,
+}
+
+/// `[check]`: what the application's own check exercises.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    covers: Spanned<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -291,7 +303,25 @@ pub fn parse_profile(file: &str, text: &str, catalog: &Catalog) -> Result<Profil
             unsafe_when,
         });
     }
+    let check_covers = match &raw.check {
+        None => Vec::new(),
+        Some(c) => {
+            if let Some(x) = c
+                .covers
+                .get_ref()
+                .iter()
+                .find(|x| !requirements.iter().any(|r| &r.scenario == *x))
+            {
+                return Err(err_at(
+                    c.covers.span().start,
+                    format!("check covers `{x}`, which is not one of this profile's requirements"),
+                ));
+            }
+            c.covers.get_ref().clone()
+        }
+    };
     Ok(Profile {
+        check_covers,
         id: id.clone(),
         name: raw.profile.name,
         versions: raw.profile.versions,
@@ -450,6 +480,10 @@ pub struct AppVerdict {
     /// What running the application's real client showed, when it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed: Option<Observed>,
+    /// The roll-up of only the requirements the check exercises, which is
+    /// what the observation is compared with (absent: all of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inferred_for_check: Option<Fitness>,
 }
 
 /// How what an application's run showed compares with the inference.
@@ -505,8 +539,10 @@ impl AppVerdict {
                 o.fitness, o.summary
             ),
             Some(Agreement::Disagrees) => format!(
-                "running {client} disagrees: it was {} where the cells say {}: {}",
-                o.fitness, self.fitness, o.summary
+                "running {client} disagrees: it was {} where the cells it exercises say {}: {}",
+                o.fitness,
+                self.inferred_for_check.unwrap_or(self.fitness),
+                o.summary
             ),
         })
     }
@@ -626,6 +662,7 @@ pub fn judge<'a>(
         fitness: found.first().map_or(Fitness::Safe, |(f, _)| *f),
         findings: found.into_iter().map(|(_, l)| l).collect(),
         observed: None,
+        inferred_for_check: None,
     }
 }
 

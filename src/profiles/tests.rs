@@ -318,6 +318,7 @@ fn a_run_confirms_misses_or_contradicts_the_inference() {
             facts: serde_json::Value::Null,
             duration_ms: 1,
         }),
+        inferred_for_check: None,
     };
     use Fitness::*;
     assert_eq!(with(Safe, Safe).agreement(), Some(Agreement::Agrees));

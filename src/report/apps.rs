@@ -50,6 +50,20 @@ impl Report {
                     .iter()
                     .find(|o| o.profile == p.id && o.target == t.name)
                     .cloned();
+                if verdict.observed.is_some() && !p.check_covers.is_empty() {
+                    let mut covered = p.clone();
+                    covered
+                        .requirements
+                        .retain(|r| p.check_covers.contains(&r.scenario));
+                    let checked = judge(&covered, &t.name, |s| {
+                        self.cell(&t.name, s).map(|c| CellView {
+                            verdict: c.verdict,
+                            reason: &c.reason,
+                            answers: &c.answers,
+                        })
+                    });
+                    verdict.inferred_for_check = Some(checked.fitness);
+                }
                 out.push(verdict);
             }
         }
