@@ -516,7 +516,8 @@ impl AppVerdict {
                 f
             }
         };
-        let (inferred, observed) = (plain(self.fitness), plain(o.fitness));
+        let inferred = plain(self.inferred_for_check.unwrap_or(self.fitness));
+        let observed = plain(o.fitness);
         Some(if inferred == observed {
             Agreement::Agrees
         } else if inferred == Fitness::Unsafe && observed != Fitness::Unknown {
@@ -533,7 +534,13 @@ impl AppVerdict {
         let client = o.client.as_deref().unwrap_or(&o.profile);
         Some(match self.agreement() {
             None => format!("not confirmed: running {client} could not tell: {}", o.summary),
-            Some(Agreement::Agrees) => format!("confirmed by running {client}: {}", o.summary),
+            Some(Agreement::Agrees) => match self.inferred_for_check {
+                Some(part) if part != self.fitness => format!(
+                    "confirmed, for the requirements its check covers ({part}), by running {client}: {}",
+                    o.summary
+                ),
+                _ => format!("confirmed by running {client}: {}", o.summary),
+            },
             Some(Agreement::NotReproduced) => format!(
                 "running {client} did not reproduce the loss (it was {}; its bounded run can miss what the scenarios show): {}",
                 o.fitness, o.summary
@@ -552,7 +559,12 @@ impl AppVerdict {
     pub fn cell_text(&self) -> String {
         match (&self.observed, self.agreement()) {
             (None, _) => self.fitness.name().to_owned(),
-            (Some(_), Some(Agreement::Agrees)) => format!("{} (confirmed)", self.fitness),
+            (Some(_), Some(Agreement::Agrees)) => match self.inferred_for_check {
+                Some(part) if part != self.fitness => {
+                    format!("{} (ran: {part}, as the part it covers)", self.fitness)
+                }
+                _ => format!("{} (confirmed)", self.fitness),
+            },
             (Some(o), Some(_)) => format!("{} (ran: {})", self.fitness, o.fitness),
             (Some(_), None) => format!("{} (ran: unknown)", self.fitness),
         }

@@ -304,7 +304,12 @@ fn selection_names_the_known_profiles() {
 
 #[test]
 fn a_run_confirms_misses_or_contradicts_the_inference() {
-    let with = |inferred: Fitness, observed: Fitness| AppVerdict {
+    let with = |inferred: Fitness, observed: Fitness| verdict_observed(inferred, observed);
+    run_confirms(with);
+}
+
+fn verdict_observed(inferred: Fitness, observed: Fitness) -> AppVerdict {
+    AppVerdict {
         profile: "app".into(),
         target: "t".into(),
         fitness: inferred,
@@ -319,7 +324,10 @@ fn a_run_confirms_misses_or_contradicts_the_inference() {
             duration_ms: 1,
         }),
         inferred_for_check: None,
-    };
+    }
+}
+
+fn run_confirms(with: impl Fn(Fitness, Fitness) -> AppVerdict) {
     use Fitness::*;
     assert_eq!(with(Safe, Safe).agreement(), Some(Agreement::Agrees));
     assert_eq!(
@@ -353,4 +361,37 @@ fn a_run_confirms_misses_or_contradicts_the_inference() {
         .observed_line()
         .unwrap()
         .starts_with("not confirmed"));
+}
+
+#[test]
+fn a_check_confirms_only_the_requirements_it_covers() {
+    // What the check does not exercise cannot be contradicted by it.
+    let mut v = verdict_observed(Fitness::DoesNotWork, Fitness::Safe);
+    v.inferred_for_check = Some(Fitness::Safe);
+    assert_eq!(v.agreement(), Some(Agreement::Agrees));
+    assert_eq!(
+        v.cell_text(),
+        "does not work (ran: safe, as the part it covers)"
+    );
+    assert!(v
+        .observed_line()
+        .unwrap()
+        .starts_with("confirmed, for the requirements its check covers (safe)"));
+    v.inferred_for_check = Some(Fitness::Unsafe);
+    assert_eq!(v.agreement(), Some(Agreement::NotReproduced));
+    let bad = format!("{ONE}\n[check]\ncovers = [\"cas-counter\"]\n");
+    let e = parse_profile("app.toml", &bad, &catalog()).unwrap_err();
+    assert!(
+        e.message.contains(
+            "check covers `cas-counter`, which is not one of this profile's requirements"
+        ),
+        "{e}"
+    );
+    let good = format!("{ONE}\n[check]\ncovers = [\"race-if-none-match\"]\n");
+    assert_eq!(
+        parse_profile("app.toml", &good, &catalog())
+            .unwrap()
+            .check_covers,
+        ["race-if-none-match"]
+    );
 }
