@@ -486,6 +486,19 @@ pub struct AppVerdict {
     pub inferred_for_check: Option<Fitness>,
 }
 
+/// Whether two states say the same of a run: a run cannot show a caveat,
+/// so "safe with caveats" is "safe" here.
+fn same_state(a: Fitness, b: Fitness) -> bool {
+    let plain = |f: Fitness| {
+        if f == Fitness::SafeWithCaveats {
+            Fitness::Safe
+        } else {
+            f
+        }
+    };
+    plain(a) == plain(b)
+}
+
 /// How what an application's run showed compares with the inference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Agreement {
@@ -535,7 +548,7 @@ impl AppVerdict {
         Some(match self.agreement() {
             None => format!("not confirmed: running {client} could not tell: {}", o.summary),
             Some(Agreement::Agrees) => match self.inferred_for_check {
-                Some(part) if part != self.fitness => format!(
+                Some(part) if !same_state(part, self.fitness) => format!(
                     "confirmed, for the requirements its check covers ({part}), by running {client}: {}",
                     o.summary
                 ),
@@ -560,7 +573,7 @@ impl AppVerdict {
         match (&self.observed, self.agreement()) {
             (None, _) => self.fitness.name().to_owned(),
             (Some(_), Some(Agreement::Agrees)) => match self.inferred_for_check {
-                Some(part) if part != self.fitness => {
+                Some(part) if !same_state(part, self.fitness) => {
                     format!("{} (ran: {part}, as the part it covers)", self.fitness)
                 }
                 _ => format!("{} (confirmed)", self.fitness),

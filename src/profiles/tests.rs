@@ -377,6 +377,9 @@ fn a_check_confirms_only_the_requirements_it_covers() {
         .observed_line()
         .unwrap()
         .starts_with("confirmed, for the requirements its check covers (safe)"));
+    let mut caveat = verdict_observed(Fitness::SafeWithCaveats, Fitness::Safe);
+    caveat.inferred_for_check = Some(Fitness::Safe);
+    assert_eq!(caveat.cell_text(), "safe with caveats (confirmed)");
     v.inferred_for_check = Some(Fitness::Unsafe);
     assert_eq!(v.agreement(), Some(Agreement::NotReproduced));
     let bad = format!("{ONE}\n[check]\ncovers = [\"cas-counter\"]\n");
