@@ -18,6 +18,7 @@ check's venv holds its own application and nothing else.
 import json
 import os
 import socket
+import subprocess
 import sys
 import time
 import traceback
@@ -174,3 +175,51 @@ def short(error, limit=200):
         text = str(error)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def clean_aws_environment():
+    """Removes AWS_* from the environment: the clients (object_store, the
+    AWS SDKs, botocore) read it, and only the settings a check passes them
+    may configure them."""
+    for k in list(os.environ):
+        if k.startswith("AWS_"):
+            del os.environ[k]
+
+
+def run_writers(env, script, count, start_delay):
+    """Runs `count` writer processes of `script` at once: each is started as
+    `script --writer W START_AT ACKS`, waits until START_AT (`start_delay`
+    from now, so that all begin together) and writes one JSON line per
+    operation to ACKS. Waits for them within the deadline, killing those
+    past it. Returns `(writers, killed)`: per writer `(w, returncode,
+    records, log_tail)`, the log tail (its last 300 characters) being what
+    a crashed writer printed."""
+    start_at = time.time() + start_delay
+    procs = []
+    for w in range(count):
+        acks = os.path.join(env.workdir, f"writer-{w}.jsonl")
+        open(acks, "w").close()
+        log_path = os.path.join(env.workdir, f"writer-{w}.log")
+        log = open(log_path, "w")
+        p = subprocess.Popen(
+            [sys.executable, os.path.abspath(script), "--writer", str(w), str(start_at), acks],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        )
+        procs.append((w, p, acks, log, log_path))
+    killed = 0
+    for _, p, _, log, _ in procs:
+        try:
+            p.wait(timeout=max(1.0, env.remaining(margin=8)))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            killed += 1
+        log.close()
+    writers = []
+    for w, p, acks, _, log_path in procs:
+        with open(acks) as f:
+            records = [json.loads(line) for line in f]
+        with open(log_path) as f:
+            tail = f.read()[-300:]
+        writers.append((w, p.returncode, records, tail))
+    return writers, killed

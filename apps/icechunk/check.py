@@ -36,7 +36,6 @@ without bound, by recursion, and died of SIGSEGV there.)
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -53,13 +52,6 @@ INITIAL_BACKOFF_MS = 50  # icechunk's default
 MAX_BACKOFF_MS = 100  # icechunk's default is 30,000
 START_DELAY_S = 3.0  # the writers start together, this long after they are spawned
 
-
-def clean_aws_environment():
-    # The AWS SDK inside icechunk also reads AWS_* from the environment: only
-    # the storage settings below may configure it.
-    for k in list(os.environ):
-        if k.startswith("AWS_"):
-            del os.environ[k]
 
 
 def make_storage(env):
@@ -107,7 +99,7 @@ def exit_text(rc):
 
 def writer_main(writer, start_at, acks_path):
     """One writer process: COMMITS commits, one JSON line per outcome."""
-    clean_aws_environment()
+    checklib.clean_aws_environment()
     env = checklib.Env()
     import icechunk
     import zarr
@@ -151,7 +143,7 @@ def writer_main(writer, start_at, acks_path):
 
 
 def main(check, env):
-    clean_aws_environment()
+    checklib.clean_aws_environment()
     import icechunk
     import zarr
 
@@ -182,44 +174,22 @@ def main(check, env):
     check.facts["base_snapshot"] = base
 
     env.check_time("the writers")
-    start_at = time.time() + START_DELAY_S
-    procs = []
-    for w in range(WRITERS):
-        acks = os.path.join(env.workdir, f"writer-{w}.jsonl")
-        open(acks, "w").close()
-        log = open(os.path.join(env.workdir, f"writer-{w}.log"), "w")
-        p = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--writer", str(w), str(start_at), acks],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        )
-        procs.append((w, p, acks, log))
     check.progress(f"{WRITERS} writers x {COMMITS} commits")
-    killed = 0
-    for w, p, _, log in procs:
-        try:
-            p.wait(timeout=max(1.0, env.remaining(margin=8)))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-            killed += 1
-        log.close()
+    writers, killed = checklib.run_writers(env, __file__, WRITERS, START_DELAY_S)
 
     acked, failed, errors, crashed, conflicts, rebased = {}, set(), [], 0, 0, 0
-    for w, p, acks, _ in procs:
-        if p.returncode not in (0, -9):
+    for w, returncode, records, tail in writers:
+        if returncode not in (0, -9):
             crashed += 1
-            with open(os.path.join(env.workdir, f"writer-{w}.log")) as f:
-                errors.append(f"writer {w} {exit_text(p.returncode)}: {short(f.read()[-300:])}")
-        with open(acks) as f:
-            for line in f:
-                rec = json.loads(line)
-                if rec.get("ok"):
-                    acked[(w, rec["seq"])] = rec["snapshot"]
-                    rebased += bool(rec.get("rebased"))
-                elif "error" in rec:
-                    failed.add((w, rec["seq"]))
-                    errors.append(rec["error"])
-                    conflicts += rec.get("kind") == "conflict"
+            errors.append(f"writer {w} {exit_text(returncode)}: {short(tail)}")
+        for rec in records:
+            if rec.get("ok"):
+                acked[(w, rec["seq"])] = rec["snapshot"]
+                rebased += bool(rec.get("rebased"))
+            elif "error" in rec:
+                failed.add((w, rec["seq"]))
+                errors.append(rec["error"])
+                conflicts += rec.get("kind") == "conflict"
     attempted = len(acked) + len(failed)
     check.facts.update({
         "acknowledged": len(acked), "rebased": rebased, "failed": len(failed),

@@ -18,7 +18,6 @@ every acknowledged row must be there.
 
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -31,13 +30,6 @@ WRITERS = 4
 APPENDS = 5
 START_DELAY_S = 3.0  # the writers start together, this long after they are spawned
 
-
-def clean_aws_environment():
-    # Lance's object_store also reads AWS_* from the environment: only the
-    # storage options below may configure it.
-    for k in list(os.environ):
-        if k.startswith("AWS_"):
-            del os.environ[k]
 
 
 def storage_options(env):
@@ -65,7 +57,7 @@ def rows(writer, seq):
 
 def writer_main(writer, start_at, acks_path):
     """One writer process: APPENDS appends, one JSON line per outcome."""
-    clean_aws_environment()
+    checklib.clean_aws_environment()
     env = checklib.Env()
     import lance
 
@@ -89,7 +81,7 @@ def writer_main(writer, start_at, acks_path):
 
 
 def main(check, env):
-    clean_aws_environment()
+    checklib.clean_aws_environment()
     import lance
 
     check.client = f"pylance {lance.__version__}"
@@ -104,42 +96,20 @@ def main(check, env):
         check.finish("does-not-work", f"creating the dataset failed: {short(e)}")
 
     env.check_time("the writers")
-    start_at = time.time() + START_DELAY_S
-    procs = []
-    for w in range(WRITERS):
-        acks = os.path.join(env.workdir, f"writer-{w}.jsonl")
-        open(acks, "w").close()
-        log = open(os.path.join(env.workdir, f"writer-{w}.log"), "w")
-        p = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--writer", str(w), str(start_at), acks],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        )
-        procs.append((w, p, acks, log))
     check.progress(f"{WRITERS} writers x {APPENDS} appends")
-    killed = 0
-    for w, p, _, log in procs:
-        try:
-            p.wait(timeout=max(1.0, env.remaining(margin=8)))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-            killed += 1
-        log.close()
+    writers, killed = checklib.run_writers(env, __file__, WRITERS, START_DELAY_S)
 
     acked, failed, errors, crashed = set(), set(), [], 0
-    for w, p, acks, _ in procs:
-        if p.returncode not in (0, -9):
+    for w, returncode, records, tail in writers:
+        if returncode not in (0, -9):
             crashed += 1
-            with open(os.path.join(env.workdir, f"writer-{w}.log")) as f:
-                errors.append(f"writer {w} exited {p.returncode}: {short(f.read()[-300:])}")
-        with open(acks) as f:
-            for line in f:
-                rec = json.loads(line)
-                if rec.get("ok"):
-                    acked.add((w, rec["seq"]))
-                elif "error" in rec:
-                    failed.add((w, rec["seq"]))
-                    errors.append(rec["error"])
+            errors.append(f"writer {w} exited {returncode}: {short(tail)}")
+        for rec in records:
+            if rec.get("ok"):
+                acked.add((w, rec["seq"]))
+            elif "error" in rec:
+                failed.add((w, rec["seq"]))
+                errors.append(rec["error"])
     attempted = len(acked) + len(failed)
     check.facts.update({
         "acknowledged": len(acked), "failed": len(failed), "writers_killed": killed,

@@ -36,13 +36,6 @@ MAX_TRIES = 40  # per increment: reads and conditional puts
 RANK = {"unsafe": 3, "does-not-work": 2, "unknown": 1, "safe": 0}
 
 
-def clean_aws_environment():
-    # object_store also reads AWS_* from the environment: only the options
-    # given to S3Store may configure it.
-    for k in list(os.environ):
-        if k.startswith("AWS_"):
-            del os.environ[k]
-
 
 def make_store(env):
     from obstore.store import S3Store
@@ -220,7 +213,7 @@ def ranged_read(store):
 
 
 def main(check, env):
-    clean_aws_environment()
+    checklib.clean_aws_environment()
     version = importlib.metadata.version("obstore")
     check.client = f"obstore {version}"
     store = make_store(env)

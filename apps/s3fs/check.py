@@ -37,9 +37,7 @@ ROUNDS = 3
 
 def isolate_aws_config(env):
     # botocore reads AWS_* and ~/.aws: only the arguments below may configure it.
-    for k in list(os.environ):
-        if k.startswith("AWS_"):
-            del os.environ[k]
+    checklib.clean_aws_environment()
     os.environ["AWS_CONFIG_FILE"] = os.path.join(env.workdir, "no-aws-config")
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.path.join(env.workdir, "no-aws-credentials")
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"

@@ -48,12 +48,6 @@ class StepTimeout(Exception):
     pass
 
 
-def clean_aws_environment():
-    # object_store's from_env reads AWS_*: only the settings below may configure it.
-    for k in list(os.environ):
-        if k.startswith("AWS_"):
-            del os.environ[k]
-
 
 def make_store(env):
     import slatedb.uniffi as sdb
@@ -413,7 +407,7 @@ async def both(check, env):
 
 
 def main(check, env):
-    clean_aws_environment()
+    checklib.clean_aws_environment()
     check.client = f"slatedb {importlib.metadata.version('slatedb')}"
     check.facts["keys_per_step"] = KEYS
     # StepTimeout is caught per part; the library may keep retrying in its
