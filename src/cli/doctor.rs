@@ -80,33 +80,25 @@ pub(super) fn doctor(runtime: &tokio::runtime::Runtime, d: Doctor<'_>) -> ExitCo
         }
         e => say(e, false),
     };
-    let (mut report, cleanup_failed) = runtime.block_on(async {
+    let (report, cleanup_failed) = runtime.block_on(async {
         let session = Session::new(specs, |_| true);
         let ((), results) = futures::join!(
             session.start_all(&on),
             session.cells_reporting(&sub, concurrency, &on)
         );
-        let observed = if d.confirm {
+        let mut observed = if d.confirm {
             confirm_all(&session, &chosen).await
         } else {
             Vec::new()
         };
+        // In target and profile order, however the checks interleaved.
+        observed.sort_by(|a, b| (&a.target, &a.profile).cmp(&(&b.target, &b.profile)));
         let finished = session.stop(&on).await;
         let mut report = finished.report(&sub, results);
         report.observed = observed;
         (report, finished.cleanup_failed)
     });
-    if d.confirm {
-        // (A report of the cells alone keeps its shape.)
-        report
-            .observed
-            .sort_by(|a, b| (&a.target, &a.profile).cmp(&(&b.target, &b.profile)));
-    }
-    let ran = Ran {
-        report,
-        cleanup_failed,
-    };
-    let apps = ran.report.applications(Some(&chosen));
+    let apps = report.applications(Some(&chosen));
     println!();
     println!("{}", Report::applications_table(&apps, None));
     let why: Vec<_> = apps
@@ -141,14 +133,14 @@ pub(super) fn doctor(runtime: &tokio::runtime::Runtime, d: Doctor<'_>) -> ExitCo
         failing
     );
     if let Some(path) = d.json {
-        if let Err(e) = std::fs::write(path, ran.report.to_json() + "\n") {
+        if let Err(e) = std::fs::write(path, report.to_json() + "\n") {
             eprintln!("error: cannot write {}: {e}", path.display());
             return ExitCode::from(EXIT_USAGE);
         }
     }
     if failing > 0 || disagree > 0 {
         ExitCode::from(EXIT_FAILED)
-    } else if ran.cleanup_failed {
+    } else if cleanup_failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
@@ -157,12 +149,6 @@ pub(super) fn doctor(runtime: &tokio::runtime::Runtime, d: Doctor<'_>) -> ExitCo
 
 /// How many targets run their application checks at the same time.
 const CHECKS_AT_ONCE: usize = 2;
-
-/// What [`doctor`] ran.
-struct Ran {
-    report: Report,
-    cleanup_failed: bool,
-}
 
 /// Runs the real client of every chosen application that has a check on
 /// every started target: two targets side by side, one check at a time on

@@ -38,13 +38,14 @@ impl Report {
                 if !ran {
                     continue;
                 }
-                let mut verdict = judge(p, &t.name, |s| {
+                let view = |s: &str| {
                     self.cell(&t.name, s).map(|c| CellView {
                         verdict: c.verdict,
                         reason: &c.reason,
                         answers: &c.answers,
                     })
-                });
+                };
+                let mut verdict = judge(p, &t.name, view);
                 verdict.observed = self
                     .observed
                     .iter()
@@ -55,13 +56,7 @@ impl Report {
                     covered
                         .requirements
                         .retain(|r| p.check_covers.contains(&r.scenario));
-                    let checked = judge(&covered, &t.name, |s| {
-                        self.cell(&t.name, s).map(|c| CellView {
-                            verdict: c.verdict,
-                            reason: &c.reason,
-                            answers: &c.answers,
-                        })
-                    });
+                    let checked = judge(&covered, &t.name, view);
                     verdict.inferred_for_check = Some(checked.fitness);
                 }
                 out.push(verdict);
