@@ -25,10 +25,10 @@ use tokio::net::{TcpListener, TcpStream};
 /// How the gateway misbehaves.
 #[derive(Clone, Copy, Debug)]
 pub enum Mode {
-    /// Forwards everything; every `every`-th conditional write (a PUT, POST
-    /// or DELETE with If-Match or If-None-Match) is forwarded, its answer
-    /// awaited, and then the connection is dropped without an answer, as a
-    /// load balancer's idle timeout or a reset does.
+    /// Forwards everything; one in `every` conditional writes (a PUT, POST
+    /// or DELETE with If-Match or If-None-Match), chosen by [`picked`], is
+    /// forwarded, its answer awaited, and then the connection is dropped
+    /// without an answer, as a load balancer's idle timeout or a reset does.
     DropAnswers { every: u32 },
     /// For `window` after a write to an object, an unconditional GET or
     /// HEAD of it is answered with what the gateway cached for it before the
@@ -41,7 +41,7 @@ pub enum Mode {
     /// removed (the upstream must take unsigned requests): a proxy that
     /// drops the headers it does not know.
     StripConditions,
-    /// Answers every `every`-th conditional write 409
+    /// Answers one in `every` conditional writes, chosen by [`picked`], 409
     /// ConditionalRequestConflict without forwarding it, as AWS may when it
     /// sees a conflicting operation; forwards everything else.
     Conflict409 { every: u32 },
@@ -61,6 +61,8 @@ struct Cache {
     fresh: HashMap<(String, String), Cached>,
     /// The answers frozen at a write, with the write's time.
     frozen: HashMap<(String, String), (Instant, Cached)>,
+    /// How often each conditional write was seen, by its hash ([`picked`]).
+    seen: HashMap<u64, u32>,
 }
 
 /// A running gateway; stops when dropped.
@@ -71,6 +73,8 @@ pub struct Gateway {
     pub dropped: Arc<AtomicU32>,
     /// Reads answered from the stale cache.
     pub stale: Arc<AtomicU32>,
+    /// Requests answered 409 without being forwarded.
+    pub conflicts: Arc<AtomicU32>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -95,6 +99,46 @@ fn is_conditional(headers: &hyper::HeaderMap) -> bool {
     ]
     .iter()
     .any(|h| headers.contains_key(*h))
+}
+
+/// Whether the gateway picks this request (one in `every`): by what the
+/// request is, not by when it arrives, so that concurrent cells interleaving
+/// differently from run to run lose the same answers every run. The choice
+/// hashes (FNV-1a) the method, the path without its first segment (the
+/// bucket, whose name is fresh per run), the query's parameter names (an
+/// upload id is fresh too), the conditional headers and the body: the same
+/// scenario step, or the same racer of the same round, is picked or not
+/// every time. A request sent again the same (a CAS worker's retry after a
+/// 409) counts its repeats: the `n`-th copy is picked or not, the same way
+/// every run, so that a retry can get through.
+pub fn picked(
+    parts: &hyper::http::request::Parts,
+    body: &[u8],
+    every: u32,
+    seen: &mut HashMap<u64, u32>,
+) -> bool {
+    fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+        for b in bytes.iter().chain([0xffu8].iter()) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| h = fnv(h, bytes);
+    eat(parts.method.as_str().as_bytes());
+    let path = parts.uri.path().trim_start_matches('/');
+    eat(path.split_once('/').map_or("", |(_, key)| key).as_bytes());
+    for pair in parts.uri.query().unwrap_or("").split('&') {
+        eat(pair.split('=').next().unwrap_or("").as_bytes());
+    }
+    for name in ["if-match", "if-none-match"] {
+        eat(parts.headers.get(name).map_or(&b""[..], |v| v.as_bytes()));
+    }
+    eat(body);
+    let n = seen.entry(h).or_default();
+    *n += 1;
+    fnv(h, &n.to_le_bytes()) % u64::from(every.max(1)) == 0
 }
 
 /// Sends one request upstream on a connection of its own.
@@ -151,41 +195,50 @@ impl Gateway {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let dropped = Arc::new(AtomicU32::new(0));
         let stale = Arc::new(AtomicU32::new(0));
-        let counter = Arc::new(AtomicU32::new(0));
+        let conflicts = Arc::new(AtomicU32::new(0));
         let cache: Arc<Mutex<Cache>> = Arc::default();
-        let (d, s) = (dropped.clone(), stale.clone());
+        let (d, s, c) = (dropped.clone(), stale.clone(), conflicts.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let (dropped, stale, counter, cache) =
-                    (d.clone(), s.clone(), counter.clone(), cache.clone());
+                let (dropped, stale, conflicts, cache) =
+                    (d.clone(), s.clone(), c.clone(), cache.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<Incoming>| {
-                        let (dropped, stale, counter, cache) = (
+                        let (dropped, stale, conflicts, cache) = (
                             dropped.clone(),
                             stale.clone(),
-                            counter.clone(),
+                            conflicts.clone(),
                             cache.clone(),
                         );
                         async move {
-                            let drop_it = match mode {
-                                Mode::DropAnswers { every } => {
-                                    is_conditional_write(&req)
-                                        && counter.fetch_add(1, Ordering::SeqCst) % every == 0
-                                }
-                                _ => false,
-                            };
                             let conditional = req.headers().contains_key("if-match")
                                 || req.headers().contains_key("if-none-match");
                             if matches!(mode, Mode::HangConditional) && conditional {
                                 std::future::pending::<()>().await;
                             }
+                            let write = is_conditional_write(&req);
+                            let (mut parts, body) = req.into_parts();
+                            let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+                            let drop_it = match mode {
+                                Mode::DropAnswers { every } => {
+                                    write
+                                        && picked(
+                                            &parts,
+                                            &body,
+                                            every,
+                                            &mut cache.lock().unwrap().seen,
+                                        )
+                                }
+                                _ => false,
+                            };
                             if let Mode::Conflict409 { every } = mode {
-                                if is_conditional_write(&req)
-                                    && counter.fetch_add(1, Ordering::SeqCst) % every == 0
+                                if write
+                                    && picked(&parts, &body, every, &mut cache.lock().unwrap().seen)
                                 {
+                                    conflicts.fetch_add(1, Ordering::SeqCst);
                                     let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>ConditionalRequestConflict</Code><Message>A conflicting conditional operation is currently in progress against this resource.</Message></Error>";
                                     let mut res = Response::new(Full::new(Bytes::from(body)));
                                     *res.status_mut() = hyper::StatusCode::CONFLICT;
@@ -194,13 +247,11 @@ impl Gateway {
                                     return Ok(res);
                                 }
                             }
-                            let (mut parts, body) = req.into_parts();
                             if matches!(mode, Mode::StripConditions) {
                                 for h in ["if-match", "if-none-match", "authorization"] {
                                     parts.headers.remove(h);
                                 }
                             }
-                            let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
                             let key = (parts.method.to_string(), parts.uri.path().to_owned());
                             // An object read: no query but the SDK's `x-id`.
                             let read = matches!(parts.method.as_str(), "GET" | "HEAD")
@@ -258,6 +309,7 @@ impl Gateway {
             url,
             dropped,
             stale,
+            conflicts,
             task,
         }
     }
