@@ -63,6 +63,23 @@ pub struct Finished {
     pub cleanup_failed: bool,
 }
 
+/// Runs `work`; a panic in it becomes an error that says `what` panicked
+/// and with what message.
+async fn caught<T>(what: &str, work: impl std::future::Future<Output = T>) -> Result<T, String> {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .map_err(|panic| {
+            let text = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("no message");
+            format!("{what} panicked: {text}")
+        })
+}
+
 /// The run's start, as RFC 3339 UTC to the second.
 fn now_rfc3339() -> Option<String> {
     time::OffsetDateTime::now_utc()
@@ -117,6 +134,19 @@ impl Session {
     /// as soon as it has started. Must run on a tokio runtime that outlives
     /// the session, and only once.
     pub async fn start_all(&self, on: &(dyn Fn(Event) + Sync)) {
+        self.start_all_with(on, |spec| Box::pin(LiveTarget::start(spec)))
+            .await;
+    }
+
+    /// As [`Session::start_all`], each target started by `start`. A start
+    /// that panics ends as that target's error, with the panic's message:
+    /// its cells are `error` and the run goes on, instead of waiting for
+    /// ever for a start that will not end.
+    async fn start_all_with<'s>(
+        &'s self,
+        on: &(dyn Fn(Event) + Sync),
+        start: impl Fn(&'s TargetSpec) -> futures::future::BoxFuture<'s, Result<LiveTarget, String>>,
+    ) {
         let needed: Vec<(&TargetSpec, &SetOnce<_>)> = self
             .live
             .iter()
@@ -146,6 +176,7 @@ impl Session {
         // Every target starts at once: a matrix of local servers waits for
         // the slowest, not for the sum of them, and the cells of a target
         // that is up do not wait for the others.
+        let start = &start;
         futures::future::join_all(needed.into_iter().map(|(spec, slot)| {
             let docker = &docker;
             async move {
@@ -156,7 +187,7 @@ impl Session {
                             target: spec.name.clone(),
                             kind: spec.kind,
                         });
-                        let started = LiveTarget::start(spec).await;
+                        let started = caught("its start", start(spec)).await.and_then(|r| r);
                         if let Err(why) = &started {
                             on(Event::NotStarted {
                                 target: spec.name.clone(),
@@ -232,7 +263,18 @@ impl Session {
         Some(match live {
             Ok(live) => {
                 let prefix = format!("{}{}{}/", live.prefix(), self.prefix, scenario.id);
-                let j = engine::run(&live.site(), scenario, &prefix).await;
+                let j = match caught("the scenario", engine::run(&live.site(), scenario, &prefix))
+                    .await
+                {
+                    Ok(j) => j,
+                    Err(why) => engine::Judgement {
+                        verdict: Verdict::Error,
+                        reason: why,
+                        evidence: Vec::new(),
+                        answers: Vec::new(),
+                        duration_ms: 0,
+                    },
+                };
                 CellResult {
                     target: target.to_owned(),
                     scenario: scenario.id.clone(),
@@ -437,5 +479,47 @@ impl Session {
             })
             .collect()
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A start that panics is that target's error, with the message, and
+    /// its cells are `error` at once: the run does not wait for it.
+    #[tokio::test]
+    async fn a_start_that_panics_is_the_targets_error_not_a_hang() {
+        let targets = targets::Targets::parse(
+            "targets.toml",
+            "[[target]]\nname = \"boom\"\nkind = \"endpoint\"\nurl = \"http://127.0.0.1:9\"\nbucket = \"b\"\n",
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        let session = Session::new(targets.targets, |_| true);
+        let catalog = Catalog::builtin().unwrap();
+        let events = std::sync::Mutex::new(Vec::new());
+        let on = |e: Event| events.lock().unwrap().push(e);
+        let run = async {
+            let ((), cell) = futures::join!(
+                session.start_all_with(&on, |_| Box::pin(async { panic!("no such thing") })),
+                session.cell("boom", &catalog.scenarios[0])
+            );
+            cell
+        };
+        let cell = tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .expect("a panicking start must not hang the run")
+            .expect("the session has the target");
+        assert_eq!(cell.verdict, Verdict::Error);
+        assert_eq!(
+            cell.reason,
+            "the target did not start: its start panicked: no such thing"
+        );
+        assert!(events.lock().unwrap().contains(&Event::NotStarted {
+            target: "boom".into(),
+            why: "its start panicked: no such thing".into()
+        }));
     }
 }
