@@ -400,6 +400,22 @@ mod tests {
         );
     }
 
+    /// Lost reads count as lost answers as much as unanswered increments:
+    /// a counter that cannot be judged is an `error`, never `deviates`.
+    #[test]
+    fn reads_that_went_unanswered_leave_a_counter_unjudged() {
+        let mut none = seen(0, 0);
+        none.lost_reads = vec!["GET c got no answer".into()];
+        assert_graded(&grade(&none, Some(0)), Verdict::Error, "cannot be judged");
+        let mut some = seen(30, 0);
+        some.lost_reads = vec!["GET c got no answer".into(); 2];
+        assert_graded(
+            &grade(&some, Some(30)),
+            Verdict::Error,
+            "ran out of attempts with 2 answers lost",
+        );
+    }
+
     #[test]
     fn other_answers_and_giving_up_deviate_unless_answers_were_lost() {
         let mut odd = seen(40, 0);

@@ -97,3 +97,25 @@ fn read_checks_answer_304_with_the_etag() {
         Some(S3ErrorCode::PreconditionFailed)
     );
 }
+
+/// The date checks at their boundary: a date equal to Last-Modified (to
+/// the second) is "not modified since" and "not modified after" it.
+#[test]
+fn date_conditions_hold_at_the_boundary_second() {
+    let o = obj("a");
+    let at = s3s::dto::Timestamp::from(o.last_modified);
+    let before = s3s::dto::Timestamp::from(o.last_modified - std::time::Duration::from_secs(1));
+    let none = headers(&[]);
+    // If-Unmodified-Since: equal holds, a second earlier fails.
+    assert_eq!(code(check_read(&[], &none, None, Some(&at), &o)), None);
+    assert_eq!(
+        code(check_read(&[], &none, None, Some(&before), &o)),
+        Some(S3ErrorCode::PreconditionFailed)
+    );
+    // If-Modified-Since: equal is not modified, a second earlier is.
+    assert_eq!(
+        code(check_read(&[], &none, Some(&at), None, &o)),
+        Some(S3ErrorCode::NotModified)
+    );
+    assert_eq!(code(check_read(&[], &none, Some(&before), None, &o)), None);
+}

@@ -284,3 +284,29 @@ fn the_shipped_families_list_their_releases_newest_under_the_plain_name() {
         }
     }
 }
+
+/// A local server's target must carry the server's own key pair: without
+/// it the start could not sign a request. Refused when the file is read.
+#[test]
+fn process_and_container_targets_need_both_keys_when_the_file_is_read() {
+    for (kind, body) in [
+        ("process", "command = [\"x\"]\n"),
+        ("container", "image = \"minio/minio\"\ntag = \"x\"\ncontainer_port = 9000\n"),
+    ] {
+        for keys in ["", "access_key = \"a\"\n", "secret_key = \"b\"\n"] {
+            let text = format!("[[target]]\nname = \"x\"\nkind = \"{kind}\"\n{body}{keys}");
+            let err = Targets::parse("t.toml", &text, Path::new(".")).unwrap_err();
+            assert!(
+                err.contains(&format!(
+                    "a {kind} target needs `access_key` and `secret_key`"
+                )),
+                "{kind} with {keys:?}: {err}"
+            );
+        }
+        let text = format!(
+            "[[target]]\nname = \"x\"\nkind = \"{kind}\"\n{body}access_key = \"a\"\nsecret_key = \"b\"\n"
+        );
+        let t = Targets::parse("t.toml", &text, Path::new(".")).unwrap();
+        assert_eq!(t.targets.len(), 1);
+    }
+}
