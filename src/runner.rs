@@ -522,4 +522,41 @@ mod tests {
             why: "its start panicked: no such thing".into()
         }));
     }
+
+    /// Credentials written into an endpoint URL (`https://KEY:SECRET@host`)
+    /// reach no report: not the JSON, the HTML, the JUnit or the Markdown.
+    #[test]
+    fn credentials_in_an_endpoint_url_reach_no_report() {
+        let targets = targets::Targets::parse(
+            "targets.toml",
+            "[[target]]\nname = \"ep\"\nkind = \"endpoint\"\nurl = \"https://AKID:sekrit@s3.example.com\"\nbucket = \"b\"\n\n[[target]]\nname = \"other\"\nkind = \"endpoint\"\nurl = \"https://AKID:sekrit@s3.example.com\"\nbucket = \"b\"\n",
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        let finished = Finished {
+            specs: targets.targets,
+            // `ep` started and talked to this URL; `other` did not start.
+            endpoints: vec![("ep".into(), "http://AKID:sekrit@127.0.0.1:9/".into())],
+            run_at: None,
+            cleanup_failed: false,
+        };
+        let catalog = Catalog::builtin().unwrap();
+        let report = finished.report(&catalog, Vec::new());
+        assert_eq!(
+            report.targets[0].endpoint.as_deref(),
+            Some("http://127.0.0.1:9/")
+        );
+        assert_eq!(
+            report.targets[1].endpoint.as_deref(),
+            Some("https://s3.example.com")
+        );
+        for (what, text) in [
+            ("json", report.to_json()),
+            ("html", report.to_html()),
+            ("junit", report.to_junit()),
+            ("markdown", report.to_markdown()),
+        ] {
+            assert!(!text.contains("sekrit"), "{what}: {text}");
+        }
+    }
 }

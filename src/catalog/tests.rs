@@ -273,3 +273,50 @@ fn templates_render_and_list_references() {
     assert_eq!(t.render(|_| Some("\"e1\"".into())).unwrap(), "e1");
     assert!(t.render(|_| None).is_err());
 }
+
+/// Every `${name}` in a condition is checked when the file is read, in
+/// either header and in every step kind that takes it: a typo is a load
+/// error, not a failure half-way through a run.
+#[test]
+fn an_unsaved_name_in_either_condition_of_any_step_kind_is_refused() {
+    let kinds: &[(&str, &str, &[&str])] = &[
+        (
+            "put",
+            "body = \"b\"\nexpect = { status = 412 }",
+            &["if_match", "if_none_match"],
+        ),
+        (
+            "copy",
+            "source = \"k\"\nexpect = { status = 412 }",
+            &["if_match", "if_none_match"],
+        ),
+        (
+            "get",
+            "expect = { status = 412 }",
+            &["if_match", "if_none_match"],
+        ),
+        (
+            "head",
+            "expect = { status = 412 }",
+            &["if_match", "if_none_match"],
+        ),
+        ("delete", "expect = { status = 412 }", &["if_match"]),
+        (
+            "race",
+            "start = \"existing\"\nexpect = { winners = 1, loser_status = [412] }",
+            &["if_match", "if_none_match"],
+        ),
+    ];
+    for (kind, rest, headers) in kinds {
+        for header in *headers {
+            let body = format!(
+                "[[scenario.steps]]\ndo = \"{kind}\"\nkey = \"k\"\n{header} = \"${{typo}}\"\n{rest}\n"
+            );
+            let err = parse_suite("x.toml", &with_steps(&body)).unwrap_err();
+            assert!(
+                err.message.contains("`${typo}` names no ETag"),
+                "{kind} {header}: {err}"
+            );
+        }
+    }
+}

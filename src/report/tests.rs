@@ -150,3 +150,74 @@ fn json_round_trips_with_lowercase_verdicts() {
     let back: Report = serde_json::from_str(&json).unwrap();
     assert_eq!(back, r);
 }
+
+/// Text a store controls (a reason, an error code, a version string) that
+/// carries markup and line breaks.
+const HOSTILE: &str =
+    "<b>bold</b> & \"quoted\"\n- injected item\n| injected | row |\r\n## injected heading";
+
+fn hostile_report() -> Report {
+    let mut r = report();
+    r.targets[0].version = Some(HOSTILE.into());
+    r.targets[0].description = HOSTILE.into();
+    r.results = [
+        ("a", Verdict::Deviates),
+        ("b", Verdict::Unsupported),
+        ("a", Verdict::Info),
+        ("b", Verdict::Unsafe),
+        ("a", Verdict::Error),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (s, v))| CellResult {
+        target: if i < 3 { "x".into() } else { "y".into() },
+        scenario: (*s).into(),
+        verdict: *v,
+        reason: format!("{v}: {HOSTILE}"),
+        duration_ms: 1,
+        evidence: vec![],
+        answers: vec![],
+    })
+    .collect();
+    r
+}
+
+/// Every cell's reason reaches JUnit escaped, whichever element carries it
+/// (`<failure>` for unsafe and error, `<system-out>` for the others).
+#[test]
+fn junit_escapes_every_reason_it_carries() {
+    let xml = hostile_report().to_junit();
+    assert!(!xml.contains("<b>"), "{xml}");
+    for v in ["deviates", "unsupported", "info", "unsafe", "error"] {
+        assert!(
+            xml.contains(&format!(
+                "{v}: &lt;b&gt;bold&lt;/b&gt; &amp; &quot;quoted&quot;"
+            )),
+            "{v}: {xml}"
+        );
+    }
+    assert_eq!(xml.matches("<system-out>").count(), 3, "{xml}");
+}
+
+/// Store-controlled text never breaks out of its Markdown list item or
+/// table row: no line of the page starts what the text tried to start.
+#[test]
+fn markdown_keeps_store_text_on_its_line() {
+    let md = hostile_report().to_markdown();
+    for line in md.lines() {
+        let line = line.trim_start();
+        assert!(
+            !(line.starts_with("- injected")
+                || line.starts_with("| injected")
+                || line.starts_with("## injected")),
+            "{line:?} in\n{md}"
+        );
+        assert!(!line.contains("<b>"), "{line:?}");
+    }
+    // The reasons are there, on one line each.
+    assert!(
+        md.lines()
+            .any(|l| l.starts_with("- ") && l.contains("- injected item | injected")),
+        "{md}"
+    );
+}

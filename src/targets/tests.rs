@@ -291,7 +291,10 @@ fn the_shipped_families_list_their_releases_newest_under_the_plain_name() {
 fn process_and_container_targets_need_both_keys_when_the_file_is_read() {
     for (kind, body) in [
         ("process", "command = [\"x\"]\n"),
-        ("container", "image = \"minio/minio\"\ntag = \"x\"\ncontainer_port = 9000\n"),
+        (
+            "container",
+            "image = \"minio/minio\"\ntag = \"x\"\ncontainer_port = 9000\n",
+        ),
     ] {
         for keys in ["", "access_key = \"a\"\n", "secret_key = \"b\"\n"] {
             let text = format!("[[target]]\nname = \"x\"\nkind = \"{kind}\"\n{body}{keys}");
