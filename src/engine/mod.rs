@@ -70,6 +70,29 @@ fn target_gone(message: &str) -> bool {
     message.starts_with("the target stopped answering") || message.starts_with("not sent: ")
 }
 
+/// A step that stopped the scenario, weighed against the worst verdict of
+/// the steps before it. An earlier step that already answered differently
+/// from AWS (a refused CreateMultipartUpload, say) made this one
+/// impossible: the earlier verdict stands, its reason says where the
+/// scenario stopped, and `None` is returned. But a stop that is worse
+/// than the earlier verdict and not an `error` (a lost acknowledged write,
+/// `unsafe`) overrides it: it is returned as this step's verdict.
+fn after_earlier(earlier: Option<&mut Graded>, index: usize, stopped: Abort) -> Option<Graded> {
+    let Abort { verdict, why } = stopped;
+    match earlier {
+        Some(w)
+            if w.verdict > Verdict::Info && (verdict == Verdict::Error || w.verdict >= verdict) =>
+        {
+            w.reason.push_str(&format!(
+                "; the scenario stopped at step {}: {why}",
+                index + 1
+            ));
+            None
+        }
+        _ => Some(Graded::new(verdict, why)),
+    }
+}
+
 /// Where a scenario runs: the run's bucket through each endpoint of the
 /// target, whether the target lets scenarios make buckets of their own
 /// (versioning scenarios need one), and how far its reads lag its writes.
@@ -318,22 +341,9 @@ async fn run_in(
                 whole = true;
                 break;
             }
-            Err(Abort { verdict, why }) => match worst.as_mut() {
-                // An earlier step already answered differently from AWS (a
-                // refused CreateMultipartUpload, say); that is what made this
-                // one impossible, so the earlier verdict stands — unless what
-                // stopped this one is a lost write.
-                Some((_, w))
-                    if w.verdict > Verdict::Info
-                        && (verdict == Verdict::Error || w.verdict >= verdict) =>
-                {
-                    w.reason.push_str(&format!(
-                        "; the scenario stopped at step {}: {why}",
-                        index + 1
-                    ));
-                    break;
-                }
-                _ => Graded::new(verdict, why),
+            Err(stopped) => match after_earlier(worst.as_mut().map(|(_, w)| w), index, stopped) {
+                Some(graded) => graded,
+                None => break,
             },
         };
         let stop = matches!(graded.verdict, Verdict::Unsafe | Verdict::Error);

@@ -39,3 +39,45 @@ fn the_worst_step_decides_and_is_named() {
     let (v, _, _) = conclude(None, 2);
     assert_eq!(v, Verdict::Error);
 }
+
+/// A step that stops the scenario: an `error` after an earlier step that
+/// deviated keeps the earlier verdict (the deviation made the step
+/// impossible); a lost write (`unsafe`) overrides any lesser verdict; after
+/// a pass or an info the stop is the verdict.
+#[test]
+fn a_lost_write_that_stops_a_later_step_overrides_a_lesser_earlier_verdict() {
+    let stop = |verdict| Abort {
+        verdict,
+        why: "stopped".into(),
+    };
+    for earlier in [Verdict::Deviates, Verdict::Unsupported] {
+        let mut w = Graded::new(earlier, "first");
+        let got = after_earlier(Some(&mut w), 2, stop(Verdict::Unsafe));
+        assert_eq!(
+            got.map(|g| g.verdict),
+            Some(Verdict::Unsafe),
+            "after {earlier}"
+        );
+        assert_eq!(w.reason, "first");
+        let mut w = Graded::new(earlier, "first");
+        assert!(after_earlier(Some(&mut w), 2, stop(Verdict::Error)).is_none());
+        assert_eq!(w.verdict, earlier);
+        assert_eq!(w.reason, "first; the scenario stopped at step 3: stopped");
+    }
+    // An earlier unsafe stands over a later unsafe or error.
+    for later in [Verdict::Unsafe, Verdict::Error] {
+        let mut w = Graded::new(Verdict::Unsafe, "first");
+        assert!(after_earlier(Some(&mut w), 0, stop(later)).is_none());
+        assert_eq!(w.verdict, Verdict::Unsafe);
+    }
+    for earlier in [Verdict::Pass, Verdict::Info] {
+        let mut w = Graded::new(earlier, "first");
+        let got = after_earlier(Some(&mut w), 1, stop(Verdict::Error)).unwrap();
+        assert_eq!(
+            (got.verdict, got.reason.as_str()),
+            (Verdict::Error, "stopped")
+        );
+    }
+    let got = after_earlier(None, 0, stop(Verdict::Unsafe)).unwrap();
+    assert_eq!(got.verdict, Verdict::Unsafe);
+}
