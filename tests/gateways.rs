@@ -356,3 +356,238 @@ async fn a_race_already_lost_stays_unsafe_when_a_later_read_back_fails() {
     assert!(j.reason.contains("winners per round [16]"), "{}", j.reason);
     assert!(j.reason.contains("round 2 was cut short"), "{}", j.reason);
 }
+
+/// A create-only store, correct, whose reads of any key but a first
+/// round's answer 500: a race whose first round passed and whose second
+/// cannot be read back proves nothing, and is an `error`, not a pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_race_that_passed_so_far_is_an_error_when_a_later_read_back_fails() {
+    use http_body_util::{BodyExt, Full};
+    use std::sync::{Arc, Mutex};
+    let kept: Arc<Mutex<BTreeMap<String, bytes::Bytes>>> = Arc::default();
+    let (url, task) = fake_server(move |req: hyper::Request<hyper::body::Incoming>| {
+        let kept = kept.clone();
+        async move {
+            let path = req.uri().path().to_owned();
+            let method = req.method().clone();
+            let create_only = req.headers().contains_key("if-none-match");
+            let req_query = req.uri().query().unwrap_or("").to_owned();
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            let mut res = hyper::Response::new(Full::new(bytes::Bytes::new()));
+            let first_round = path.ends_with("-round-1");
+            let listing = req_query.contains("list-type");
+            if listing {
+                *res.body_mut() = Full::new(bytes::Bytes::from_static(
+                    b"<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>",
+                ));
+            } else if method == hyper::Method::PUT {
+                let mut kept = kept.lock().unwrap();
+                if create_only && kept.contains_key(&path) {
+                    *res.status_mut() = hyper::StatusCode::PRECONDITION_FAILED;
+                    *res.body_mut() = Full::new(bytes::Bytes::from_static(
+                        b"<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>",
+                    ));
+                } else {
+                    kept.insert(path, body);
+                }
+            } else if method == hyper::Method::GET && path.contains("-round-") && !first_round {
+                *res.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+            } else if let Some(b) = kept.lock().unwrap().get(&path) {
+                *res.body_mut() = Full::new(b.clone());
+            } else if method == hyper::Method::GET || method == hyper::Method::HEAD {
+                *res.status_mut() = hyper::StatusCode::NOT_FOUND;
+            }
+            res.headers_mut()
+                .insert("etag", "\"0123456789abcdef\"".parse().unwrap());
+            res
+        }
+    })
+    .await;
+    let settings = ClientSettings::local(url, "a", "b");
+    let store = Store::new(&settings, "honest-bucket");
+    let lag = ReadLag::default();
+    let site = single_site(&store, &lag);
+    let catalog = Catalog::builtin().unwrap();
+    let s = catalog
+        .scenarios
+        .iter()
+        .find(|s| s.id == "race-if-none-match")
+        .unwrap();
+    let j = engine::run(&site, s, "race/").await;
+    task.abort();
+    assert_eq!(j.verdict, Verdict::Error, "{}", j.reason);
+    assert!(
+        j.reason.contains("reading the object back answered 500"),
+        "{}",
+        j.reason
+    );
+    assert!(!j.reason.contains("cleaning up failed"), "{}", j.reason);
+}
+
+/// A request that got an answer (a 412 as much as a 200) shows the target
+/// answers: timeouts only stall the target when they come in a row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_error_answer_between_timeouts_keeps_the_target_in_the_run() {
+    use condwrite::model::Precondition;
+    let (url, task) = fake_server(|req: hyper::Request<hyper::body::Incoming>| async move {
+        if req.uri().path().contains("hang") {
+            std::future::pending::<()>().await;
+        }
+        let mut res = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(
+            b"<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>",
+        )));
+        *res.status_mut() = hyper::StatusCode::PRECONDITION_FAILED;
+        res
+    })
+    .await;
+    let mut settings = ClientSettings::local(url, "a", "b");
+    settings.operation_timeout = Duration::from_millis(500);
+    let store = Store::new(&settings, "slow-bucket");
+    let put = |key: &'static str| {
+        let store = &store;
+        async move {
+            store
+                .put(
+                    key,
+                    bytes::Bytes::from_static(b"x"),
+                    &Precondition::create_only(),
+                )
+                .await
+        }
+    };
+    for _ in 0..3 {
+        assert!(put("hang").await.is_err());
+        let refused = put("refuse").await.expect("an answer");
+        assert_eq!(refused.status, 412);
+        assert_eq!(store.health().stalled(), None);
+    }
+    for _ in 0..3 {
+        assert!(put("hang").await.is_err());
+    }
+    let stalled = store.health().stalled().expect("three timeouts in a row");
+    assert!(
+        stalled.contains("stopped answering conditional requests: 3 in a row"),
+        "{stalled}"
+    );
+    task.abort();
+}
+
+/// A reference server with a bucket `bucket` made by its owner, and an
+/// endpoint target `name` reaching it through `gateway` with credentials
+/// from variables.
+async fn endpoint_behind(
+    gateway: &Gateway,
+    server: &reference::RunningServer,
+    name: &str,
+    extra: &str,
+) -> condwrite::targets::TargetSpec {
+    std::env::set_var("CONDWRITE_TEST_GW_AK", EMBEDDED_ACCESS_KEY);
+    std::env::set_var("CONDWRITE_TEST_GW_SK", EMBEDDED_SECRET_KEY);
+    let bucket = fresh_name("given");
+    let owner = Store::new(
+        &ClientSettings::local(server.url(), EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY),
+        bucket.clone(),
+    );
+    owner.create_bucket().await.unwrap();
+    let text = format!(
+        "[[target]]\nname = \"{name}\"\nkind = \"endpoint\"\nurl = \"{}\"\nbucket = \"{bucket}\"\naccess_key_env = \"CONDWRITE_TEST_GW_AK\"\nsecret_key_env = \"CONDWRITE_TEST_GW_SK\"\n{extra}",
+        gateway.url
+    );
+    condwrite::targets::Targets::parse("t.toml", &text, std::path::Path::new("."))
+        .unwrap()
+        .targets
+        .remove(0)
+}
+
+async fn plain_reference() -> reference::RunningServer {
+    reference::start(
+        reference::Options {
+            faults: Vec::new(),
+            access_key: EMBEDDED_ACCESS_KEY.into(),
+            secret_key: EMBEDDED_SECRET_KEY.into(),
+            nodes: 1,
+            anonymous: false,
+        },
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .unwrap()
+}
+
+/// A target's `max_concurrency` bounds the requests the run has in flight
+/// on it, however many cells the runner may run at once; without it the
+/// same cells overlap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn max_concurrency_bounds_the_requests_in_flight_on_a_target() {
+    let server = plain_reference().await;
+    let catalog = Catalog::builtin().unwrap();
+    // Scenarios whose own requests go one after another.
+    let sequential = Catalog {
+        scenarios: catalog
+            .scenarios
+            .iter()
+            .filter(|s| s.id.starts_with("put-if-") || s.id.starts_with("delete-if-"))
+            .cloned()
+            .collect(),
+    };
+    assert!(sequential.scenarios.len() >= 8);
+    let mut most = Vec::new();
+    for limit in ["max_concurrency = 1", "max_concurrency = 2", ""] {
+        let gateway = Gateway::start(&server.url(), Mode::Forward).await;
+        let spec = endpoint_behind(&gateway, &server, "limited", limit).await;
+        let session = condwrite::runner::Session::start(vec![spec], |_| true, &|_| {}).await;
+        assert!(session.live("limited").is_some());
+        gateway.reset_in_flight();
+        let cells = session.cells(&sequential, 16).await;
+        most.push(
+            gateway
+                .most_in_flight
+                .load(std::sync::atomic::Ordering::SeqCst),
+        );
+        session.stop(&|_| {}).await;
+        for c in cells {
+            assert_eq!(c.verdict, Verdict::Pass, "{}: {}", c.scenario, c.reason);
+        }
+    }
+    server.stop();
+    assert_eq!(most[0], 1, "{most:?}");
+    assert!(most[1] <= 2, "{most:?}");
+    assert!(most[2] > 2, "without a limit the cells overlap: {most:?}");
+}
+
+/// A clean-up that fails on an endpoint target (whose bucket outlives the
+/// run, unlike a local server's storage) is a failure of the run, not a
+/// note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_clean_up_of_an_endpoint_target_fails_the_run() {
+    use condwrite::runner::Event;
+    let server = plain_reference().await;
+    let gateway = Gateway::start(&server.url(), Mode::RefuseDeletes).await;
+    let spec = endpoint_behind(&gateway, &server, "kept", "").await;
+    let session = condwrite::runner::Session::start(vec![spec], |_| true, &|_| {}).await;
+    let live = session.live("kept").expect("started");
+    let key = format!("{}left-behind", live.prefix());
+    let put = live
+        .store()
+        .put(&key, bytes::Bytes::from_static(b"x"), &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(put.status, 200);
+    let events = std::sync::Mutex::new(Vec::new());
+    let finished = session.stop(&|e| events.lock().unwrap().push(e)).await;
+    server.stop();
+    let events = events.into_inner().unwrap();
+    assert!(finished.cleanup_failed, "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::CleanupFailed { target, why } if target == "kept" && why.contains("AccessDenied"))),
+        "{events:?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::CleanupNote { .. })),
+        "{events:?}"
+    );
+}

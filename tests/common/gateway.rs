@@ -45,6 +45,12 @@ pub enum Mode {
     /// ConditionalRequestConflict without forwarding it, as AWS may when it
     /// sees a conflicting operation; forwards everything else.
     Conflict409 { every: u32 },
+    /// Forwards everything as it is (to count what is in flight).
+    Forward,
+    /// Answers every DELETE, and every DeleteObjects (`POST ?delete`), 403
+    /// AccessDenied without forwarding it: a key that may write and read
+    /// but not delete.
+    RefuseDeletes,
 }
 
 /// A cached answer.
@@ -75,7 +81,34 @@ pub struct Gateway {
     pub stale: Arc<AtomicU32>,
     /// Requests answered 409 without being forwarded.
     pub conflicts: Arc<AtomicU32>,
+    /// The most requests that were in flight at once since the last
+    /// [`Gateway::reset_in_flight`].
+    pub most_in_flight: Arc<AtomicU32>,
     task: tokio::task::JoinHandle<()>,
+}
+
+impl Gateway {
+    /// Starts counting the most requests in flight at once again.
+    pub fn reset_in_flight(&self) {
+        self.most_in_flight.store(0, Ordering::SeqCst);
+    }
+}
+
+/// Counts a request in flight until dropped.
+struct Flying(Arc<AtomicU32>);
+
+impl Flying {
+    fn new(now: &Arc<AtomicU32>, most: &AtomicU32) -> Self {
+        let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+        most.fetch_max(n, Ordering::SeqCst);
+        Flying(now.clone())
+    }
+}
+
+impl Drop for Flying {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Drop for Gateway {
@@ -198,6 +231,9 @@ impl Gateway {
         let conflicts = Arc::new(AtomicU32::new(0));
         let cache: Arc<Mutex<Cache>> = Arc::default();
         let (d, s, c) = (dropped.clone(), stale.clone(), conflicts.clone());
+        let most_in_flight = Arc::new(AtomicU32::new(0));
+        let now_in_flight = Arc::new(AtomicU32::new(0));
+        let (most, now) = (most_in_flight.clone(), now_in_flight.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -205,6 +241,7 @@ impl Gateway {
                 };
                 let (dropped, stale, conflicts, cache) =
                     (d.clone(), s.clone(), c.clone(), cache.clone());
+                let (most, now) = (most.clone(), now.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<Incoming>| {
                         let (dropped, stale, conflicts, cache) = (
@@ -213,7 +250,23 @@ impl Gateway {
                             conflicts.clone(),
                             cache.clone(),
                         );
+                        let flying = Flying::new(&now, &most);
                         async move {
+                            let _flying = flying;
+                            if matches!(mode, Mode::RefuseDeletes)
+                                && (req.method() == "DELETE"
+                                    || (req.method() == "POST"
+                                        && req.uri().query().is_some_and(|q| {
+                                            q.split('&').any(|p| p == "delete" || p == "delete=")
+                                        })))
+                            {
+                                let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
+                                let mut res = Response::new(Full::new(Bytes::from(body)));
+                                *res.status_mut() = hyper::StatusCode::FORBIDDEN;
+                                res.headers_mut()
+                                    .insert("content-type", "application/xml".parse().unwrap());
+                                return Ok(res);
+                            }
                             let conditional = req.headers().contains_key("if-match")
                                 || req.headers().contains_key("if-none-match");
                             if matches!(mode, Mode::HangConditional) && conditional {
@@ -310,6 +363,7 @@ impl Gateway {
             dropped,
             stale,
             conflicts,
+            most_in_flight,
             task,
         }
     }
