@@ -3,22 +3,20 @@
 //! [`runner`](crate::runner), then the matrix, the reasons and the exit
 //! status.
 
-use std::io::Write;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use libtest_mimic::{Failed, FormatSetting, Trial};
 
-use super::commands::print_comparison;
-use super::{load_catalog, select_targets, usage_error, Cli, EXIT_FAILED, EXIT_USAGE};
+use super::output::{
+    exit, handle_signals, print_comparison, print_report, say, usage_error, write_json, SIGNALLED,
+};
+use super::{load_catalog, select_targets, Cli};
 use crate::catalog::Scenario;
-use crate::report::{CellResult, Report};
+use crate::report::{CellResult, Report, RunStatus};
 use crate::runner::{Event, Session};
-use crate::targets::{self, TargetSpec};
-
-/// The exit code of the signal being handled (130 SIGINT, 143 SIGTERM), or 0.
-static SIGNALLED: AtomicI32 = AtomicI32::new(0);
+use crate::targets::TargetSpec;
 
 /// What a run will do, from its arguments: the catalog, the targets chosen
 /// (with the command line's overrides), the ones with a trial the filter
@@ -80,77 +78,6 @@ fn plan(cli: &Cli) -> Result<Plan, ExitCode> {
 
 fn trial_name(s: &Scenario) -> String {
     s.id.clone()
-}
-
-/// Set when a write to the output failed because it was closed
-/// (`condwrite … | head`): the handler below then stops the run.
-static OUTPUT_CLOSED: tokio::sync::Notify = tokio::sync::Notify::const_new();
-
-/// Ctrl-C or SIGTERM (what CI sends when it cancels a job), or the output
-/// closed (`condwrite … | head`): nothing more is sent, what the run wrote
-/// to endpoint targets is removed, every server it started is stopped and
-/// every container removed, then it leaves as a shell would (130 for
-/// SIGINT, 143 for SIGTERM, 141 for a closed output, as SIGPIPE's). The
-/// handlers are in place before this returns. SIGPIPE itself is ignored
-/// while servers run, as Rust programs do by default: a write to a closed
-/// socket or pipe fails instead of killing the process with its servers
-/// still running; a failed write to the output is how a closed one is
-/// seen.
-pub(super) fn handle_signals(runtime: &tokio::runtime::Runtime) {
-    use tokio::signal::unix::{signal, SignalKind};
-    // SAFETY: setting a signal disposition; SIG_IGN is what the Rust
-    // runtime itself installs at start-up.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
-    let _context = runtime.enter();
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return;
-    };
-    leave_closed_output_to_the_handler();
-    runtime.spawn(async move {
-        let (name, code) = tokio::select! {
-            _ = int.recv() => ("interrupted", 130),
-            _ = term.recv() => ("terminated", 143),
-            _ = OUTPUT_CLOSED.notified() => ("the output was closed", 141),
-        };
-        SIGNALLED.store(code, Ordering::SeqCst);
-        let done = targets::interrupt().await;
-        // Stderr may be the closed pipe itself: a failed write says nothing.
-        let _ = writeln!(std::io::stderr(), "\n{name}: {done}");
-        std::process::exit(code);
-    });
-}
-
-/// A print to a closed pipe panics (Rust's `println!`, libtest-mimic's
-/// printer): the thread that panicked tells the handler, which stops the
-/// servers and ends the process, and waits, instead of unwinding past the
-/// servers and leaving them running. Should the handler not end it within
-/// 30 s, the servers are killed here and the process ends.
-fn leave_closed_output_to_the_handler() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let payload = info.payload();
-        let text = payload
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| payload.downcast_ref::<&str>().copied())
-            .unwrap_or("");
-        // std's println! says "failed printing to stdout: Broken pipe";
-        // libtest-mimic's printer unwraps the io::Error (kind BrokenPipe).
-        if !(text.starts_with("failed printing to") || text.contains("BrokenPipe")) {
-            return default(info);
-        }
-        OUTPUT_CLOSED.notify_one();
-        for _ in 0..300 {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        targets::process::stop_all();
-        std::process::exit(141);
-    }));
 }
 
 /// One libtest trial per target × scenario, each running its cell through
@@ -253,67 +180,20 @@ pub(super) fn check(runtime: &tokio::runtime::Runtime, mut cli: Cli) -> ExitCode
     let results = std::mem::take(&mut *results.lock().unwrap_or_else(|e| e.into_inner()));
     let report = finished.report(&plan.catalog, results);
     print_report(&report, matrix_to_stderr);
-    if let Some(path) = &cli.json {
-        if let Err(e) = std::fs::write(path, report.to_json() + "\n") {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return ExitCode::from(EXIT_USAGE);
-        }
+    if let Err(code) = write_json(cli.json.as_deref(), &report) {
+        return code;
     }
-    exit_status(
-        &report,
-        plan.baseline.as_ref(),
-        &conclusion,
-        finished.cleanup_failed,
-    )
-}
-
-/// The exit status of a run: with a baseline, 101 only when a cell got
-/// worse; without, libtest's (101 when a cell fails); 1 when only the
-/// clean-up failed.
-fn exit_status(
-    report: &Report,
-    baseline: Option<&Report>,
-    conclusion: &libtest_mimic::Conclusion,
-    cleanup_failed: bool,
-) -> ExitCode {
-    if let Some(baseline) = baseline {
-        if print_comparison(report, baseline) {
-            return ExitCode::from(EXIT_FAILED);
-        }
-        return if cleanup_failed {
-            ExitCode::FAILURE
-        } else {
-            ExitCode::SUCCESS
-        };
+    let cmp = plan.baseline.as_ref().map(|b| report.compare(b));
+    if let Some(cmp) = &cmp {
+        print_comparison(cmp);
     }
-    if cleanup_failed && !conclusion.has_failed() {
-        return ExitCode::FAILURE;
+    let status = report.run_status(cli.strict, cmp.as_ref(), finished.cleanup_failed);
+    // A trial libtest saw fail fails the run too (none should that the
+    // report does not show; this keeps the two from ever disagreeing).
+    if cmp.is_none() && conclusion.has_failed() {
+        return exit(RunStatus::Failed);
     }
-    conclusion.exit_code()
-}
-
-/// Says a runner event on stderr, as cargo says its own.
-pub(super) fn say(e: Event, quiet_start: bool) {
-    match e {
-        Event::NoDocker { targets, why } => eprintln!(
-            "error: {why} (target{} {} marked error)",
-            if targets.len() == 1 { "" } else { "s" },
-            targets.join(", ")
-        ),
-        Event::Starting { target, kind } if !quiet_start => {
-            eprintln!("    Starting target {target} ({kind})")
-        }
-        Event::Starting { .. } | Event::CellDone { .. } => {}
-        Event::NotStarted { target, why } => {
-            eprintln!("warning: target {target} did not start: {why}")
-        }
-        Event::CleanupNote { target, note } => {
-            eprintln!("note: cleaning up target {target}: {note}")
-        }
-        Event::CleanupFailed { target, why } => {
-            eprintln!("warning: cleaning up target {target} failed: {why}")
-        }
-    }
+    exit(status)
 }
 
 /// Says once, when it happens, that a target stopped answering.
@@ -352,36 +232,5 @@ impl StallWatch {
                 said.push(name);
             }
         }
-    }
-}
-
-pub(super) fn print_report(report: &Report, to_stderr: bool) {
-    if report.results.is_empty() {
-        return;
-    }
-    let mut text = String::new();
-    text.push('\n');
-    text.push_str(&report.matrix(None));
-    text.push('\n');
-    for (heading, lines) in [
-        ("reasons", report.reasons()),
-        ("releases", report.release_lines()),
-    ] {
-        if !lines.is_empty() {
-            text.push_str(&format!("\n{heading}:\n"));
-            for line in lines {
-                text.push_str("  ");
-                text.push_str(&line);
-                text.push('\n');
-            }
-        }
-    }
-    text.push('\n');
-    text.push_str(&report.summary());
-    text.push('\n');
-    if to_stderr {
-        eprint!("{text}");
-    } else {
-        print!("{text}");
     }
 }

@@ -3,21 +3,17 @@
 //! saved results) and `targets` (for a CI matrix).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
-use super::check::print_report;
-use super::{load_catalog, load_targets, usage_error, ListFormat, EXIT_FAILED};
+use super::output::{exit, print_comparison, print_report, usage_error, write_file};
+use super::{load_catalog, load_targets, ListFormat, ReportArgs, ServeArgs};
 use crate::reference::{self, Fault};
 use crate::report::{Report, TargetInfo};
 use crate::targets;
 
-pub(super) fn serve(
-    runtime: &tokio::runtime::Runtime,
-    ports: &[u16],
-    faults: &[String],
-    nodes: usize,
-) -> ExitCode {
+pub(super) fn serve(runtime: &tokio::runtime::Runtime, args: &ServeArgs) -> ExitCode {
+    let (ports, faults, nodes) = (&args.port, &args.faults, usize::from(args.nodes));
     if ports.len() > nodes {
         return usage_error(format!(
             "{} ports for {nodes} node(s): give --nodes {} or fewer ports",
@@ -93,51 +89,25 @@ pub(super) fn list(suites: Option<&Path>, format: ListFormat) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Where `condwrite report` writes.
-pub(super) struct Outputs<'a> {
-    pub(super) markdown: Option<&'a Path>,
-    pub(super) html: Option<&'a Path>,
-    pub(super) junit: Option<&'a Path>,
-    pub(super) json: Option<&'a Path>,
-}
-
-pub(super) fn write_file(path: &Path, text: &str) -> Result<(), String> {
-    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
-/// Prints the comparison with a baseline; whether a cell got worse.
-pub(super) fn print_comparison(report: &Report, baseline: &Report) -> bool {
-    let cmp = report.compare(baseline);
-    println!();
-    for line in cmp.lines() {
-        println!("{line}");
-    }
-    !cmp.regressions.is_empty()
-}
-
-pub(super) fn report(
-    inputs: &[PathBuf],
-    outputs: Outputs<'_>,
-    baseline: Option<&Path>,
-) -> ExitCode {
+pub(super) fn report(args: &ReportArgs) -> ExitCode {
     let mut runs = Vec::new();
-    for path in inputs {
+    for path in &args.inputs {
         match Report::load(path) {
             Ok(r) => runs.push(r),
             Err(e) => return usage_error(e),
         }
     }
-    let baseline = match baseline.map(Report::load).transpose() {
+    let baseline = match args.baseline.as_deref().map(Report::load).transpose() {
         Ok(b) => b,
         Err(e) => return usage_error(e),
     };
     let merged = Report::merge(runs);
     print_report(&merged, false);
     let writes = [
-        (outputs.markdown, merged.to_markdown()),
-        (outputs.html, merged.to_html()),
-        (outputs.junit, merged.to_junit()),
-        (outputs.json, merged.to_json() + "\n"),
+        (&args.markdown, merged.to_markdown()),
+        (&args.html, merged.to_html()),
+        (&args.junit, merged.to_junit()),
+        (&args.json, merged.to_json() + "\n"),
     ];
     for (path, text) in writes {
         if let Some(path) = path {
@@ -147,10 +117,12 @@ pub(super) fn report(
             println!("wrote {}", path.display());
         }
     }
-    match baseline {
-        Some(b) if print_comparison(&merged, &b) => ExitCode::from(EXIT_FAILED),
-        _ => ExitCode::SUCCESS,
+    // Merging and rendering fail on nothing but a regression.
+    let cmp = baseline.map(|b| merged.compare(&b));
+    if let Some(cmp) = &cmp {
+        print_comparison(cmp);
     }
+    exit(merged.run_status(false, Some(&cmp.unwrap_or_default()), false))
 }
 
 pub(super) fn list_targets(file: Option<&Path>, pattern: Option<&str>, json: bool) -> ExitCode {

@@ -12,7 +12,7 @@ use crate::profiles::Profiles;
 use crate::reference::Fault;
 use crate::targets::{Kind, Targets};
 
-use super::{usage_error, EXIT_USAGE};
+use super::output::{usage_error, EXIT_USAGE};
 
 /// The generated pages, by file name.
 pub fn pages() -> Result<Vec<(&'static str, String)>, String> {

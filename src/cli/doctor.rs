@@ -3,35 +3,28 @@
 //! library runner, and prints the applications × targets roll-up with the
 //! reason for every application that is not plainly safe.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
 
 use crate::apps;
 use crate::catalog::Catalog;
 use crate::model::Verdict;
 use crate::profiles::{scenarios_needed, Agreement, Observed, Profile, Profiles};
-use crate::report::Report;
+use crate::report::{doctor_status, Report};
 use crate::runner::{Event, Session};
 
-use super::check::{handle_signals, say};
-use super::{load_catalog, select_targets, usage_error, EXIT_FAILED, EXIT_USAGE};
-
-/// What `condwrite doctor` was asked.
-pub(super) struct Doctor<'a> {
-    pub targets: &'a [String],
-    pub profiles: &'a [String],
-    pub json: Option<&'a PathBuf>,
-    pub targets_file: Option<&'a std::path::Path>,
-    pub request_timeout: Option<u64>,
-    /// Also run the applications' real clients.
-    pub confirm: bool,
-}
+use super::output::{exit, handle_signals, say, usage_error, write_json};
+use super::{load_catalog, select_targets, DoctorArgs};
 
 /// Runs the doctor: exit 0 when every chosen application is safe (with or
 /// without caveats) on every chosen target, 101 when one is unsafe, does
 /// not work or cannot be told, 2 for bad input, 1 when only a clean-up
 /// failed.
-pub(super) fn doctor(runtime: &tokio::runtime::Runtime, d: Doctor<'_>) -> ExitCode {
+pub(super) fn doctor(
+    runtime: &tokio::runtime::Runtime,
+    d: &DoctorArgs,
+    targets_file: Option<&Path>,
+) -> ExitCode {
     let catalog = match load_catalog(None) {
         Ok(c) => c,
         Err(e) => return usage_error(e),
@@ -40,11 +33,11 @@ pub(super) fn doctor(runtime: &tokio::runtime::Runtime, d: Doctor<'_>) -> ExitCo
         Ok(p) => p,
         Err(e) => return usage_error(e),
     };
-    let chosen = match profiles.select(d.profiles) {
+    let chosen = match profiles.select(&d.profiles) {
         Ok(p) => p,
         Err(e) => return usage_error(e),
     };
-    let specs = match select_targets(d.targets_file, d.targets, d.request_timeout) {
+    let specs = match select_targets(targets_file, &d.targets, d.request_timeout) {
         Ok(s) => s,
         Err(e) => return usage_error(e),
     };
@@ -132,19 +125,10 @@ pub(super) fn doctor(runtime: &tokio::runtime::Runtime, d: Doctor<'_>) -> ExitCo
         apps.len() - failing,
         failing
     );
-    if let Some(path) = d.json {
-        if let Err(e) = std::fs::write(path, report.to_json() + "\n") {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return ExitCode::from(EXIT_USAGE);
-        }
+    if let Err(code) = write_json(d.json.as_deref(), &report) {
+        return code;
     }
-    if failing > 0 || disagree > 0 {
-        ExitCode::from(EXIT_FAILED)
-    } else if cleanup_failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    exit(doctor_status(&apps, cleanup_failed))
 }
 
 /// How many targets run their application checks at the same time.

@@ -14,17 +14,19 @@ mod check;
 mod commands;
 pub mod docs;
 mod doctor;
+mod output;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use libtest_mimic::Arguments;
 
 use crate::catalog::Catalog;
 use crate::targets::Targets;
 use check::check;
-use commands::{list, list_targets, report, serve, Outputs};
+use commands::{list, list_targets, report, serve};
+use output::usage_error;
 
 const ABOUT: &str = "Checks whether S3-compatible stores really honour conditional writes \
 (If-None-Match / If-Match) and prints a compatibility matrix.";
@@ -51,11 +53,6 @@ Examples:
   condwrite targets --json 'minio@*'          a store's releases, for a CI matrix
   condwrite doctor --target minio --profile terraform   is Terraform's lock safe on minio?
   condwrite bench --target minio --json bench.json      what conditional writes cost there";
-
-/// Exit status for bad input (a malformed file, an unknown target).
-const EXIT_USAGE: u8 = 2;
-/// Exit status of a failed run, as `cargo test`'s.
-const EXIT_FAILED: u8 = 101;
 
 #[derive(Parser, Debug)]
 #[command(name = "condwrite", version)]
@@ -106,103 +103,131 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the embedded reference S3 server on its own until Ctrl-C
-    Serve {
-        /// Port on 127.0.0.1 (0 picks a free one); with --nodes, one port
-        /// per node, comma-separated (nodes without one pick a free port)
-        #[arg(
-            long,
-            value_name = "PORT[,PORT...]",
-            value_delimiter = ',',
-            default_value = "9000"
-        )]
-        port: Vec<u16>,
-        /// Break one rule on purpose (repeatable); docs/faults.md lists them,
-        /// and an unknown name prints them
-        #[arg(long = "fault", value_name = "FAULT")]
-        faults: Vec<String>,
-        /// Serve one store on this many ports, like the nodes of a cluster
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8))]
-        nodes: u16,
-    },
+    Serve(ServeArgs),
     /// Merge `--json` results of separate runs and render them
-    Report {
-        /// Result files written by `condwrite --json`
-        #[arg(value_name = "IN.json", required = true)]
-        inputs: Vec<PathBuf>,
-        /// Write the merged matrix as Markdown (summary, matrix, legend, reasons)
-        #[arg(long, value_name = "PATH")]
-        markdown: Option<PathBuf>,
-        /// Write one self-contained HTML page; each cell opens its reason,
-        /// evidence and a curl repro
-        #[arg(long, value_name = "PATH")]
-        html: Option<PathBuf>,
-        /// Write JUnit XML: a test case per cell, unsafe and error as failures
-        #[arg(long, value_name = "PATH")]
-        junit: Option<PathBuf>,
-        /// Write the merged result as JSON
-        #[arg(long, value_name = "PATH")]
-        json: Option<PathBuf>,
-        /// Compare with an earlier result; exit 101 only on a regression
-        #[arg(long, value_name = "PATH")]
-        baseline: Option<PathBuf>,
-    },
+    Report(ReportArgs),
     /// Can I run these applications on these stores? Runs the scenarios
     /// the application profiles need and prints applications × targets
-    Doctor {
-        /// Targets to check, as for a run [default: embedded]
-        #[arg(long = "target", value_name = "NAME[,NAME...]", action = ArgAction::Append)]
-        targets: Vec<String>,
-        /// Application profiles to check (comma-separated or repeated)
-        /// [default: all]
-        #[arg(long = "profile", value_name = "ID[,ID...]", action = ArgAction::Append)]
-        profiles: Vec<String>,
-        /// Also write the run, with its applications roll-up, as JSON to PATH
-        #[arg(long, value_name = "PATH")]
-        json: Option<PathBuf>,
-        /// Give every request this long, on every target
-        #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
-        request_timeout: Option<u64>,
-        /// Also run each application's real client (Terraform, deltalake,
-        /// obstore, …: `scripts/install-apps` installs them) on each target
-        /// and set what it did beside the inferred verdict
-        #[arg(long)]
-        confirm: bool,
-    },
+    Doctor(DoctorArgs),
     /// What conditional writes cost on each target: PUT latency plain vs
     /// If-None-Match vs If-Match, the CAS counter at 1 to 32 workers, races
-    Bench {
-        /// Targets to measure, one at a time [default: embedded]
-        #[arg(long = "target", value_name = "NAME[,NAME...]", action = ArgAction::Append)]
-        targets: Vec<String>,
-        /// Also write the figures as JSON to PATH (`condwrite report` plots them)
-        #[arg(long, value_name = "PATH")]
-        json: Option<PathBuf>,
-        /// Requests per kind of PUT
-        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10000))]
-        samples: u64,
-    },
+    Bench(BenchArgs),
     /// Write the generated reference pages (scenarios, faults, targets)
     /// into DIR
-    Docs {
-        /// The folder to write into (this repository keeps them in docs/)
-        #[arg(value_name = "DIR")]
-        dir: PathBuf,
-    },
+    Docs(DocsArgs),
     /// List the targets of the targets file (for a CI matrix)
-    Targets {
-        /// Only targets whose name matches (`*` patterns, comma lists)
-        #[arg(value_name = "PATTERN")]
-        pattern: Option<String>,
-        /// A JSON array of {name, kind, description, version}
-        #[arg(long)]
-        json: bool,
-    },
+    Targets(TargetsArgs),
     /// Print the scenario catalog: id, title, operation, AWS reference
-    List {
-        /// `text` for a terminal, `markdown` for a docs page
-        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
-        format: ListFormat,
-    },
+    List(ListArgs),
+}
+
+/// The arguments of `condwrite serve`.
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Port on 127.0.0.1 (0 picks a free one); with --nodes, one port
+    /// per node, comma-separated (nodes without one pick a free port)
+    #[arg(
+        long,
+        value_name = "PORT[,PORT...]",
+        value_delimiter = ',',
+        default_value = "9000"
+    )]
+    pub(super) port: Vec<u16>,
+    /// Break one rule on purpose (repeatable); docs/faults.md lists them,
+    /// and an unknown name prints them
+    #[arg(long = "fault", value_name = "FAULT")]
+    pub(super) faults: Vec<String>,
+    /// Serve one store on this many ports, like the nodes of a cluster
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8))]
+    pub(super) nodes: u16,
+}
+
+/// The arguments of `condwrite report`.
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// Result files written by `condwrite --json`
+    #[arg(value_name = "IN.json", required = true)]
+    pub(super) inputs: Vec<PathBuf>,
+    /// Write the merged matrix as Markdown (summary, matrix, legend, reasons)
+    #[arg(long, value_name = "PATH")]
+    pub(super) markdown: Option<PathBuf>,
+    /// Write one self-contained HTML page; each cell opens its reason,
+    /// evidence and a curl repro
+    #[arg(long, value_name = "PATH")]
+    pub(super) html: Option<PathBuf>,
+    /// Write JUnit XML: a test case per cell, unsafe and error as failures
+    #[arg(long, value_name = "PATH")]
+    pub(super) junit: Option<PathBuf>,
+    /// Write the merged result as JSON
+    #[arg(long, value_name = "PATH")]
+    pub(super) json: Option<PathBuf>,
+    /// Compare with an earlier result; exit 101 only on a regression
+    #[arg(long, value_name = "PATH")]
+    pub(super) baseline: Option<PathBuf>,
+}
+
+/// The arguments of `condwrite doctor`.
+#[derive(Args, Debug)]
+struct DoctorArgs {
+    /// Targets to check, as for a run [default: embedded]
+    #[arg(long = "target", value_name = "NAME[,NAME...]", action = ArgAction::Append)]
+    pub(super) targets: Vec<String>,
+    /// Application profiles to check (comma-separated or repeated)
+    /// [default: all]
+    #[arg(long = "profile", value_name = "ID[,ID...]", action = ArgAction::Append)]
+    pub(super) profiles: Vec<String>,
+    /// Also write the run, with its applications roll-up, as JSON to PATH
+    #[arg(long, value_name = "PATH")]
+    pub(super) json: Option<PathBuf>,
+    /// Give every request this long, on every target
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub(super) request_timeout: Option<u64>,
+    /// Also run each application's real client (Terraform, deltalake,
+    /// obstore, …: `scripts/install-apps` installs them) on each target
+    /// and set what it did beside the inferred verdict
+    #[arg(long)]
+    pub(super) confirm: bool,
+}
+
+/// The arguments of `condwrite bench`.
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Targets to measure, one at a time [default: embedded]
+    #[arg(long = "target", value_name = "NAME[,NAME...]", action = ArgAction::Append)]
+    pub(super) targets: Vec<String>,
+    /// Also write the figures as JSON to PATH (`condwrite report` plots them)
+    #[arg(long, value_name = "PATH")]
+    pub(super) json: Option<PathBuf>,
+    /// Requests per kind of PUT
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10000))]
+    pub(super) samples: u64,
+}
+
+/// The arguments of `condwrite docs`.
+#[derive(Args, Debug)]
+struct DocsArgs {
+    /// The folder to write into (this repository keeps them in docs/)
+    #[arg(value_name = "DIR")]
+    pub(super) dir: PathBuf,
+}
+
+/// The arguments of `condwrite targets`.
+#[derive(Args, Debug)]
+struct TargetsArgs {
+    /// Only targets whose name matches (`*` patterns, comma lists)
+    #[arg(value_name = "PATTERN")]
+    pub(super) pattern: Option<String>,
+    /// A JSON array of {name, kind, description, version}
+    #[arg(long)]
+    pub(super) json: bool,
+}
+
+/// The arguments of `condwrite list`.
+#[derive(Args, Debug)]
+struct ListArgs {
+    /// `text` for a terminal, `markdown` for a docs page
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub(super) format: ListFormat,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -220,11 +245,6 @@ fn reset_sigpipe() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-}
-
-fn usage_error(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {message}");
-    ExitCode::from(EXIT_USAGE)
 }
 
 /// The program: parses `std::env::args` and runs.
@@ -247,65 +267,18 @@ pub fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return usage_error(format!("cannot start the async runtime: {e}")),
     };
-    match cli.command {
-        Some(Command::Serve {
-            ref port,
-            ref faults,
-            nodes,
-        }) => serve(&runtime, port, faults, nodes.into()),
-        Some(Command::Docs { ref dir }) => docs::docs(dir),
-        Some(Command::Bench {
-            ref targets,
-            ref json,
-            samples,
-        }) => bench::run(
-            &runtime,
-            bench::Bench {
-                targets,
-                json: json.as_ref(),
-                samples: samples as usize,
-                targets_file: cli.targets_file.as_deref(),
-            },
-        ),
-        Some(Command::Doctor {
-            ref targets,
-            ref profiles,
-            ref json,
-            request_timeout,
-            confirm,
-        }) => doctor::doctor(
-            &runtime,
-            doctor::Doctor {
-                targets,
-                profiles,
-                json: json.as_ref(),
-                targets_file: cli.targets_file.as_deref(),
-                request_timeout,
-                confirm,
-            },
-        ),
-        Some(Command::List { format }) => list(cli.suites.as_deref(), format),
-        Some(Command::Report {
-            ref inputs,
-            ref markdown,
-            ref html,
-            ref junit,
-            ref json,
-            ref baseline,
-        }) => report(
-            inputs,
-            Outputs {
-                markdown: markdown.as_deref(),
-                html: html.as_deref(),
-                junit: junit.as_deref(),
-                json: json.as_deref(),
-            },
-            baseline.as_deref(),
-        ),
-        Some(Command::Targets { ref pattern, json }) => {
-            list_targets(cli.targets_file.as_deref(), pattern.as_deref(), json)
-        }
-        None => check(&runtime, cli),
+    let Some(command) = &cli.command else {
+        return check(&runtime, cli);
+    };
+    let targets_file = cli.targets_file.as_deref();
+    match command {
+        Command::Serve(a) => serve(&runtime, a),
+        Command::Docs(a) => docs::docs(&a.dir),
+        Command::Bench(a) => bench::run(&runtime, a, targets_file),
+        Command::Doctor(a) => doctor::doctor(&runtime, a, targets_file),
+        Command::List(a) => list(cli.suites.as_deref(), a.format),
+        Command::Report(a) => report(a),
+        Command::Targets(a) => list_targets(targets_file, a.pattern.as_deref(), a.json),
     }
 }
 

@@ -11,11 +11,13 @@ mod html;
 mod junit;
 mod markdown;
 mod releases;
+mod status;
 
 use markdown::text as markdown_text;
 
 pub use html::curl;
 pub use releases::{ReleaseRow, ReleaseTable};
+pub use status::{doctor_status, RunStatus};
 
 /// Text escaped for HTML and XML, element text and attribute values alike;
 /// characters XML cannot carry (controls but tab and line breaks, U+FFFE,

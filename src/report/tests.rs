@@ -221,3 +221,87 @@ fn markdown_keeps_store_text_on_its_line() {
         "{md}"
     );
 }
+
+/// The exit status of a doctor: 0 only when every application is safe
+/// (with or without caveats) and no real run contradicts the cells; any
+/// other roll-up fails it; a failed clean-up alone is 1.
+#[test]
+fn a_doctor_passes_only_when_every_application_is_safe() {
+    use crate::profiles::{AppVerdict, Fitness, Observed};
+    let app = |fitness, observed: Option<Fitness>| AppVerdict {
+        profile: "p".into(),
+        target: "t".into(),
+        fitness,
+        findings: Vec::new(),
+        observed: observed.map(|fitness| Observed {
+            profile: "p".into(),
+            target: "t".into(),
+            fitness,
+            client: None,
+            summary: String::new(),
+            facts: serde_json::Value::Null,
+            duration_ms: 0,
+        }),
+        inferred_for_check: None,
+    };
+    for (fitness, want) in [
+        (Fitness::Safe, RunStatus::Passed),
+        (Fitness::SafeWithCaveats, RunStatus::Passed),
+        (Fitness::Unknown, RunStatus::Failed),
+        (Fitness::DoesNotWork, RunStatus::Failed),
+        (Fitness::Unsafe, RunStatus::Failed),
+    ] {
+        let apps = [app(Fitness::Safe, None), app(fitness, None)];
+        assert_eq!(doctor_status(&apps, false), want, "{fitness}");
+        let cleanup = if want == RunStatus::Passed {
+            RunStatus::CleanupFailed
+        } else {
+            want
+        };
+        assert_eq!(doctor_status(&apps, true), cleanup, "{fitness}");
+    }
+    // The cells say safe; the application lost data when it ran.
+    let contradicted = [app(Fitness::Safe, Some(Fitness::Unsafe))];
+    assert_eq!(doctor_status(&contradicted, false), RunStatus::Failed);
+    // A run that could not tell, or that agrees, changes nothing.
+    let unsure = [app(Fitness::Safe, Some(Fitness::Unknown))];
+    assert_eq!(doctor_status(&unsure, false), RunStatus::Passed);
+    assert_eq!(doctor_status(&[], false), RunStatus::Passed);
+    let codes: Vec<u8> = [
+        RunStatus::Passed,
+        RunStatus::CleanupFailed,
+        RunStatus::Failed,
+    ]
+    .iter()
+    .map(|s| s.exit_code())
+    .collect();
+    assert_eq!(codes, [0, 1, 101]);
+}
+
+/// A run fails on a failing cell (strict or not), or against a baseline
+/// only on a regression; a bench fails when a target was not measured.
+#[test]
+fn a_run_and_a_bench_fail_for_their_own_reasons() {
+    let r = report();
+    // x/b is unsafe.
+    assert_eq!(r.run_status(false, None, false), RunStatus::Failed);
+    let mut fine = report();
+    fine.results.retain(|c| c.verdict != Verdict::Unsafe);
+    assert_eq!(fine.run_status(false, None, false), RunStatus::Passed);
+    assert_eq!(fine.run_status(false, None, true), RunStatus::CleanupFailed);
+    // y/a deviates: only strict fails on it.
+    assert_eq!(fine.run_status(true, None, false), RunStatus::Failed);
+    // Against itself nothing got worse, unsafe cell or not.
+    let same = r.compare(&r);
+    assert_eq!(r.run_status(false, Some(&same), false), RunStatus::Passed);
+    let mut was_pass = report();
+    was_pass.results[1].verdict = Verdict::Pass;
+    let worse = r.compare(&was_pass);
+    assert_eq!(worse.regressions.len(), 1);
+    assert_eq!(r.run_status(false, Some(&worse), false), RunStatus::Failed);
+    // Two targets, no figures for `y`.
+    let mut bench = report();
+    assert_eq!(bench.bench_status(false), RunStatus::Failed);
+    bench.targets.truncate(0);
+    assert_eq!(bench.bench_status(false), RunStatus::Passed);
+}

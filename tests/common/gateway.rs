@@ -171,7 +171,7 @@ pub fn picked(
     eat(body);
     let n = seen.entry(h).or_default();
     *n += 1;
-    fnv(h, &n.to_le_bytes()) % u64::from(every.max(1)) == 0
+    fnv(h, &n.to_le_bytes()).is_multiple_of(u64::from(every.max(1)))
 }
 
 /// Sends one request upstream on a connection of its own.
