@@ -9,6 +9,9 @@
 //! its own, `condwrite report` merges and renders results, `condwrite
 //! targets` lists targets for a CI matrix.
 
+// The command line is where the program speaks.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 mod bench;
 mod check;
 mod commands;

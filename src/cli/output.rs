@@ -56,7 +56,11 @@ pub(super) fn handle_signals(runtime: &tokio::runtime::Runtime) {
         SIGNALLED.store(code, Ordering::SeqCst);
         let done = targets::interrupt().await;
         // Stderr may be the closed pipe itself: a failed write says nothing.
-        let _ = writeln!(std::io::stderr(), "\n{name}: {done}");
+        let mut err = std::io::stderr();
+        for w in &done.warnings {
+            let _ = writeln!(err, "\nwarning: {w}");
+        }
+        let _ = writeln!(err, "\n{name}: {}", done.done);
         std::process::exit(code);
     });
 }

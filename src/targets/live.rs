@@ -67,8 +67,9 @@ fn started() -> std::sync::MutexGuard<'static, Vec<(String, Arc<Health>, Option<
 /// runs: every target's health is shut, so the scenarios still running
 /// send nothing more; what the run wrote to stores that outlive it is
 /// removed (within 20 s); the servers it started are stopped and the
-/// containers removed. Returns one line saying what was done.
-pub async fn interrupt() -> String {
+/// containers removed. Returns what was done, and what went wrong, for
+/// the caller to say.
+pub async fn interrupt() -> Interrupted {
     let started: Vec<(String, Arc<Health>, Option<Cleanup>)> = std::mem::take(&mut *started());
     for (_, health, _) in &started {
         health.shut_down();
@@ -83,19 +84,25 @@ pub async fn interrupt() -> String {
         .filter_map(|(n, _, c)| c.map(|c| (n, c)))
         .collect();
     let mut said = String::from("stopped the servers and removed the containers this run started");
+    let mut warnings = Vec::new();
     if !cleanups.is_empty() {
+        let failed = std::sync::Mutex::new(Vec::new());
         let work = async {
             for (n, c) in &cleanups {
                 if let Err(e) = c.run().await {
-                    eprintln!("\nwarning: cleaning up target {n} failed: {e}");
+                    let mut failed = failed.lock().unwrap_or_else(|e| e.into_inner());
+                    failed.push(format!("cleaning up target {n} failed: {e}"));
                 }
             }
         };
-        if tokio::time::timeout(Duration::from_secs(20), work)
+        let late = tokio::time::timeout(Duration::from_secs(20), work)
             .await
-            .is_err()
-        {
-            eprintln!("\nwarning: cleaning up took more than 20 s; some of what the run wrote may be left");
+            .is_err();
+        warnings = failed.into_inner().unwrap_or_else(|e| e.into_inner());
+        if late {
+            warnings.push(
+                "cleaning up took more than 20 s; some of what the run wrote may be left".into(),
+            );
         }
         said.push_str(&format!(
             ", removed what it wrote to {} endpoint target(s)",
@@ -104,7 +111,18 @@ pub async fn interrupt() -> String {
     }
     process::stop_all();
     container::remove_all().await;
-    said
+    Interrupted {
+        done: said,
+        warnings,
+    }
+}
+
+/// What [`interrupt`] did: one line, and a line per thing that went wrong.
+pub struct Interrupted {
+    /// What was done, in one line.
+    pub done: String,
+    /// What could not be done (a clean-up that failed or took too long).
+    pub warnings: Vec<String>,
 }
 
 /// What an interrupted run must remove from a store whose storage outlives

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use crate::reference::Fault;
 use crate::store::ChecksumMode;
 use container::ContainerSpec;
-pub use live::{interrupt, Cleanup, LiveTarget};
+pub use live::{interrupt, Cleanup, Interrupted, LiveTarget};
 use process::ProcessSpec;
 
 /// The targets.toml shipped with condwrite (used when no file is given and
