@@ -7,10 +7,13 @@
 //! server of its own), or hang-conditional (a gateway in front of
 //! condwrite's reference server that never answers a conditional request).
 
-#[path = "../tests/common/gateway.rs"]
+// An example is a program of its own: it speaks.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+#[path = "../tests/it/common/gateway.rs"]
 #[allow(dead_code)]
 mod gateway;
-#[path = "../tests/common/hostile.rs"]
+#[path = "../tests/it/common/hostile.rs"]
 #[allow(dead_code)]
 mod hostile;
 

@@ -9,7 +9,7 @@
 //! same run gives the mutation score: every scenario can fail, every fault
 //! is caught.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

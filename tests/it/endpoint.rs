@@ -1,7 +1,7 @@
 //! Endpoint targets: an existing service, credentials from the environment,
 //! a given bucket used under a fresh prefix and never created or deleted.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -6,12 +6,8 @@
 //! documented exit code, the right verdicts, and one readable reason per
 //! target.
 
-#[path = "common/gateway.rs"]
-#[allow(dead_code)]
-mod gateway;
-#[path = "common/hostile.rs"]
-#[allow(dead_code)]
-mod hostile;
+use crate::common::gateway;
+use crate::common::hostile;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -339,6 +335,10 @@ async fn a_gateway_that_answers_409_to_some_conditional_writes_leaves_the_races_
     let upstream = reference(false).await;
     let gw = Gateway::start(&upstream.url(), Mode::Conflict409 { every: 3 }).await;
     let run = run_cli(&gw.url, 10, Duration::from_secs(240), &[]).await;
+    assert!(
+        gw.conflicts.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the gateway refused nothing"
+    );
     for id in ["race-if-none-match", "race-if-match", "cas-counter"] {
         let (v, r) = &run.cells[id];
         assert_eq!(*v, Verdict::Pass, "{id}: {r}");

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests (each test file uses some).
-#![allow(dead_code)]
 
+pub mod gateway;
+pub mod hostile;
 pub mod pins;
 
 use std::io::{BufRead, BufReader};

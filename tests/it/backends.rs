@@ -6,7 +6,7 @@
 //! Docker engine, or a missing image) fails the test under CI=true;
 //! elsewhere the test says why it skips and which install command to run.
 
-mod common;
+use crate::common;
 
 use common::pins;
 use condwrite::catalog::Catalog;

@@ -8,7 +8,7 @@
 //! open, and no object, version, delete marker or upload of condwrite's is
 //! left. The store is condwrite's own reference server (`condwrite serve`).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

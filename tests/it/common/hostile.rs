@@ -39,6 +39,8 @@ pub enum Hostile {
 }
 
 impl Hostile {
+    // Read by examples/hostile.rs, which names its modes by these.
+    #[allow(dead_code)]
     pub const ALL: [Hostile; 7] = [
         Hostile::Hang,
         Hostile::Garbage,

@@ -1,15 +1,13 @@
 //! No false alarms and no blind spots: the whole catalog on the reference
 //! server, correct and with faults, behind gateways that lose answers and
-//! serve stale reads (tests/common/gateway.rs).
+//! serve stale reads (tests/it/common/gateway.rs).
 //!
 //! A lost answer is not a lost write and a late read is not a lost write:
 //! the correct server gets no `unsafe` cell behind either gateway. A faulty
 //! server is caught behind them exactly as it is caught directly: the same
 //! cells are `unsafe`.
 
-#[path = "common/gateway.rs"]
-#[allow(dead_code)]
-mod gateway;
+use crate::common::gateway;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
