@@ -434,3 +434,81 @@ mod tests {
         );
     }
 }
+
+/// A problem in a file the user wrote (a suite, a profile, a targets
+/// file), with its place: `file:line:col: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileError {
+    /// The file, as given.
+    pub file: String,
+    /// 1-based line, 0 when unknown.
+    pub line: usize,
+    /// 1-based column, 0 when unknown.
+    pub col: usize,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.col, self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for FileError {}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = before[line_start..].chars().count() + 1;
+    (line, col)
+}
+
+impl FileError {
+    /// The problem `message` at byte `offset` of the file's `text` (its
+    /// start when the place is not known).
+    pub fn at(file: &str, text: &str, offset: Option<usize>, message: impl Into<String>) -> Self {
+        let (line, col) = line_col(text, offset.unwrap_or(0));
+        FileError {
+            file: file.to_owned(),
+            line,
+            col,
+            message: message.into(),
+        }
+    }
+
+    /// A file that does not parse as TOML (or into the shape expected), at
+    /// the place the parser names, its message on one line.
+    pub fn of_toml(file: &str, text: &str, e: &toml::de::Error) -> Self {
+        Self::at(
+            file,
+            text,
+            e.span().map(|s| s.start),
+            e.message().trim_end().replace('\n', "; "),
+        )
+    }
+
+    /// A problem with the file as a whole (it cannot be read, say).
+    pub fn whole(file: &str, message: impl Into<String>) -> Self {
+        FileError {
+            file: file.to_owned(),
+            line: 0,
+            col: 0,
+            message: message.into(),
+        }
+    }
+}

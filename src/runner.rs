@@ -17,8 +17,8 @@ use crate::catalog::{Catalog, Scenario};
 use crate::engine;
 use crate::model::Verdict;
 use crate::report::{CellResult, Report, ScenarioInfo};
-use crate::store::Health;
-use crate::targets::{self, fresh_name, Kind, LiveTarget, TargetSpec};
+use crate::store::{Failure, Health, RequestError};
+use crate::targets::{self, fresh_name, Kind, LiveTarget, TargetError, TargetSpec};
 
 /// Something a caller may want to say while a run goes on.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +47,7 @@ pub enum Event {
 pub struct Session {
     specs: Vec<TargetSpec>,
     /// The targets the run needs; each slot is set when its start ends.
-    live: Vec<(String, SetOnce<Result<LiveTarget, String>>)>,
+    live: Vec<(String, SetOnce<Result<LiveTarget, TargetError>>)>,
     /// Targets whose scenarios may only run so many at a time.
     limits: Vec<(String, Arc<tokio::sync::Semaphore>)>,
     prefix: String,
@@ -145,7 +145,9 @@ impl Session {
     async fn start_all_with<'s>(
         &'s self,
         on: &(dyn Fn(Event) + Sync),
-        start: impl Fn(&'s TargetSpec) -> futures::future::BoxFuture<'s, Result<LiveTarget, String>>,
+        start: impl Fn(
+            &'s TargetSpec,
+        ) -> futures::future::BoxFuture<'s, Result<LiveTarget, TargetError>>,
     ) {
         let needed: Vec<(&TargetSpec, &SetOnce<_>)> = self
             .live
@@ -170,7 +172,7 @@ impl Session {
         if let Err(why) = &docker {
             on(Event::NoDocker {
                 targets: containers,
-                why: why.clone(),
+                why: why.to_string(),
             });
         }
         // Every target starts at once: a matrix of local servers waits for
@@ -187,11 +189,14 @@ impl Session {
                             target: spec.name.clone(),
                             kind: spec.kind,
                         });
-                        let started = caught("its start", start(spec)).await.and_then(|r| r);
+                        let started = caught("its start", start(spec))
+                            .await
+                            .map_err(TargetError::Panicked)
+                            .and_then(|r| r);
                         if let Err(why) = &started {
                             on(Event::NotStarted {
                                 target: spec.name.clone(),
-                                why: why.clone(),
+                                why: why.to_string(),
                             });
                         }
                         started
@@ -205,7 +210,7 @@ impl Session {
     }
 
     /// The target's slot, if the session has it.
-    fn slot(&self, target: &str) -> Option<&SetOnce<Result<LiveTarget, String>>> {
+    fn slot(&self, target: &str) -> Option<&SetOnce<Result<LiveTarget, TargetError>>> {
         self.live
             .iter()
             .find(|(n, _)| n == target)
@@ -231,8 +236,8 @@ impl Session {
     }
 
     /// Why `target` did not start, if its start ended and it did not.
-    pub fn not_started(&self, target: &str) -> Option<&str> {
-        self.slot(target)?.get()?.as_ref().err().map(String::as_str)
+    pub fn not_started(&self, target: &str) -> Option<&TargetError> {
+        self.slot(target)?.get()?.as_ref().err()
     }
 
     /// Runs `scenario` on `target` once the target's start has ended: its
@@ -299,10 +304,13 @@ impl Session {
 
     /// What the run's scenarios left on `target` (they clean up after
     /// themselves; the stop then sweeps the run's prefix).
-    pub async fn leftovers(&self, target: &str) -> Result<Vec<String>, String> {
+    pub async fn leftovers(&self, target: &str) -> Result<Vec<String>, RequestError> {
         match self.live(target) {
             Some(live) => live.store().list(live.prefix()).await,
-            None => Err(format!("target {target} is not running")),
+            None => Err(RequestError {
+                failure: Failure::NotSent,
+                message: format!("target {target} is not running"),
+            }),
         }
     }
 
@@ -347,7 +355,10 @@ impl Session {
                 Ok(Some(note)) => on(Event::CleanupNote { target, note }),
                 Err(why) => {
                     cleanup_failed = true;
-                    on(Event::CleanupFailed { target, why });
+                    on(Event::CleanupFailed {
+                        target,
+                        why: why.to_string(),
+                    });
                 }
             }
         }
@@ -407,7 +418,7 @@ pub struct Ran {
     /// before the stop swept it (a scenario cleans up after itself, so
     /// this is empty on a store that deletes what it is told to), or why
     /// it could not be listed.
-    pub leftovers: Vec<(String, Result<Vec<String>, String>)>,
+    pub leftovers: Vec<(String, Result<Vec<String>, RequestError>)>,
 }
 
 /// Runs `catalog` on `specs`: starts them, runs every cell (`concurrency`

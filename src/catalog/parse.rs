@@ -7,7 +7,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::validate::{validate_step, Names};
-use super::{line_col, Action, CatalogError, RaceStart, Scenario, Step};
+use super::{Action, RaceStart, Scenario, Step};
+use crate::model::FileError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,24 +77,13 @@ pub(super) struct RawExpect {
 }
 
 /// Parses one suite file's text. `file` names it in errors.
-pub fn parse_suite(file: &str, text: &str) -> Result<Vec<Scenario>, CatalogError> {
+pub fn parse_suite(file: &str, text: &str) -> Result<Vec<Scenario>, FileError> {
+    // Every error in a file has a place; one the parser does not give is
+    // the file's start.
     let err_at = |span: Option<Range<usize>>, message: String| {
-        // Every error in a file has a place; one the parser does not give
-        // is the file's start.
-        let (line, col) = line_col(text, span.map_or(0, |s| s.start));
-        CatalogError {
-            file: file.to_owned(),
-            line,
-            col,
-            message,
-        }
+        FileError::at(file, text, span.map(|s| s.start), message)
     };
-    let raw: RawFile = toml::from_str(text).map_err(|e| {
-        err_at(
-            e.span(),
-            e.message().trim_end().replace('\n', "; ").to_string(),
-        )
-    })?;
+    let raw: RawFile = toml::from_str(text).map_err(|e| FileError::of_toml(file, text, &e))?;
     if raw.scenario.is_empty() {
         return Err(err_at(
             None,

@@ -10,7 +10,7 @@ use crate::catalog::Catalog;
 use crate::runner::Session;
 use crate::targets::fresh_name;
 
-use super::output::{exit, handle_signals, say, usage_error, write_json};
+use super::output::{exit, handle_signals, say, write_json, Usage};
 use super::{select_targets, BenchArgs};
 
 /// Runs the bench: prints the table, writes the JSON; exit 0, 101 when a
@@ -19,11 +19,8 @@ pub(super) fn run(
     runtime: &tokio::runtime::Runtime,
     b: &BenchArgs,
     targets_file: Option<&Path>,
-) -> ExitCode {
-    let specs = match select_targets(targets_file, &b.targets, None) {
-        Ok(s) => s,
-        Err(e) => return usage_error(e),
-    };
+) -> Result<ExitCode, Usage> {
+    let specs = select_targets(targets_file, &b.targets, None)?;
     let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
     let limits = Limits {
         samples: b.samples as usize,
@@ -58,8 +55,6 @@ pub(super) fn run(
             println!("note: {}: {n}", b.target);
         }
     }
-    if let Err(code) = write_json(b.json.as_deref(), &report) {
-        return code;
-    }
-    exit(report.bench_status(cleanup_failed))
+    write_json(b.json.as_deref(), &report)?;
+    Ok(exit(report.bench_status(cleanup_failed)))
 }

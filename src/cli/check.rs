@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use libtest_mimic::{Failed, FormatSetting, Trial};
 
 use super::output::{
-    exit, handle_signals, print_comparison, print_report, say, usage_error, write_json, SIGNALLED,
+    exit, handle_signals, print_comparison, print_report, say, write_json, Usage, SIGNALLED,
 };
 use super::{load_catalog, select_targets, Cli};
 use crate::catalog::Scenario;
@@ -29,24 +29,17 @@ struct Plan {
 }
 
 /// Reads and checks the run's input; bad input is exit 2 with one line.
-fn plan(cli: &Cli) -> Result<Plan, ExitCode> {
-    let catalog = load_catalog(cli.suites.as_deref()).map_err(usage_error)?;
+fn plan(cli: &Cli) -> Result<Plan, Usage> {
+    let catalog = load_catalog(cli.suites.as_deref())?;
     // Read the baseline before anything starts: a bad path is bad input.
-    let baseline = cli
-        .baseline
-        .as_deref()
-        .map(Report::load)
-        .transpose()
-        .map_err(usage_error)?;
+    let baseline = cli.baseline.as_deref().map(Report::load).transpose()?;
     let mut selected = select_targets(
         cli.targets_file.as_deref(),
         &cli.targets,
         cli.request_timeout,
-    )
-    .map_err(usage_error)?;
+    )?;
     if let Some(ca) = &cli.ca_file {
-        std::fs::metadata(ca)
-            .map_err(|e| usage_error(format!("--ca-file {}: {e}", ca.display())))?;
+        std::fs::metadata(ca).map_err(|e| Usage(format!("--ca-file {}: {e}", ca.display())))?;
     }
     if let Some(ca) = &cli.ca_file {
         for spec in &mut selected {
@@ -132,14 +125,11 @@ fn trials(
 /// wrong bound (a target's `max_concurrency` still limits its own cells).
 pub const DEFAULT_CONCURRENCY: usize = 32;
 
-pub(super) fn check(runtime: &tokio::runtime::Runtime, mut cli: Cli) -> ExitCode {
+pub(super) fn check(runtime: &tokio::runtime::Runtime, mut cli: Cli) -> Result<ExitCode, Usage> {
     if cli.test.test_threads.is_none() {
         cli.test.test_threads = Some(DEFAULT_CONCURRENCY);
     }
-    let plan = match plan(&cli) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+    let plan = plan(&cli)?;
     let matrix_to_stderr = cli.test.format == Some(FormatSetting::Json);
     handle_signals(runtime);
     let say = move |e: Event| say(e, matrix_to_stderr);
@@ -175,14 +165,12 @@ pub(super) fn check(runtime: &tokio::runtime::Runtime, mut cli: Cli) -> ExitCode
     let session = Arc::into_inner(session).expect("every trial and start has finished");
     let finished = runtime.block_on(session.stop(&say));
     if cli.test.list {
-        return conclusion.exit_code();
+        return Ok(conclusion.exit_code());
     }
     let results = std::mem::take(&mut *results.lock().unwrap_or_else(|e| e.into_inner()));
     let report = finished.report(&plan.catalog, results);
     print_report(&report, matrix_to_stderr);
-    if let Err(code) = write_json(cli.json.as_deref(), &report) {
-        return code;
-    }
+    write_json(cli.json.as_deref(), &report)?;
     let cmp = plan.baseline.as_ref().map(|b| report.compare(b));
     if let Some(cmp) = &cmp {
         print_comparison(cmp);
@@ -191,9 +179,9 @@ pub(super) fn check(runtime: &tokio::runtime::Runtime, mut cli: Cli) -> ExitCode
     // A trial libtest saw fail fails the run too (none should that the
     // report does not show; this keeps the two from ever disagreeing).
     if cmp.is_none() && conclusion.has_failed() {
-        return exit(RunStatus::Failed);
+        return Ok(exit(RunStatus::Failed));
     }
-    exit(status)
+    Ok(exit(status))
 }
 
 /// Says once, when it happens, that a target stopped answering.

@@ -6,29 +6,28 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::output::{exit, print_comparison, print_report, usage_error, write_file};
+use super::output::{exit, print_comparison, print_report, write_file, Usage};
 use super::{load_catalog, load_targets, ListFormat, ReportArgs, ServeArgs};
 use crate::reference::{self, Fault};
 use crate::report::{Report, TargetInfo};
 use crate::targets;
 
-pub(super) fn serve(runtime: &tokio::runtime::Runtime, args: &ServeArgs) -> ExitCode {
+pub(super) fn serve(
+    runtime: &tokio::runtime::Runtime,
+    args: &ServeArgs,
+) -> Result<ExitCode, Usage> {
     let (ports, faults, nodes) = (&args.port, &args.faults, usize::from(args.nodes));
     if ports.len() > nodes {
-        return usage_error(format!(
+        return Err(Usage(format!(
             "{} ports for {nodes} node(s): give --nodes {} or fewer ports",
             ports.len(),
             ports.len()
-        ));
+        )));
     }
-    let faults = match faults
+    let faults = faults
         .iter()
         .map(|f| f.parse::<Fault>())
-        .collect::<Result<Vec<_>, _>>()
-    {
-        Ok(f) => f,
-        Err(e) => return usage_error(e),
-    };
+        .collect::<Result<Vec<_>, _>>()?;
     runtime.block_on(async {
         let options = reference::Options {
             faults: faults.clone(),
@@ -37,16 +36,13 @@ pub(super) fn serve(runtime: &tokio::runtime::Runtime, args: &ServeArgs) -> Exit
             nodes,
             anonymous: false,
         };
-        let server = match reference::start_on(options, ports).await {
-            Ok(s) => s,
-            Err(e) => {
-                let list: Vec<String> = ports.iter().map(u16::to_string).collect();
-                return usage_error(format!(
-                    "cannot listen on 127.0.0.1 port {}: {e}; pick another port with --port (0 picks a free one)",
-                    list.join(", ")
-                ));
-            }
-        };
+        let server = reference::start_on(options, ports).await.map_err(|e| {
+            let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+            Usage(format!(
+                "cannot listen on 127.0.0.1 port {}: {e}; pick another port with --port (0 picks a free one)",
+                list.join(", ")
+            ))
+        })?;
         let fault_list = if faults.is_empty() {
             "none (AWS semantics)".to_owned()
         } else {
@@ -72,35 +68,26 @@ pub(super) fn serve(runtime: &tokio::runtime::Runtime, args: &ServeArgs) -> Exit
         let _ = tokio::signal::ctrl_c().await;
         server.stop();
         eprintln!("stopped");
-        ExitCode::SUCCESS
+        Ok(ExitCode::SUCCESS)
     })
 }
 
-pub(super) fn list(suites: Option<&Path>, format: ListFormat) -> ExitCode {
-    let catalog = match load_catalog(suites) {
-        Ok(c) => c,
-        Err(e) => return usage_error(e),
-    };
+pub(super) fn list(suites: Option<&Path>, format: ListFormat) -> Result<ExitCode, Usage> {
+    let catalog = load_catalog(suites)?;
     let text = match format {
         ListFormat::Text => catalog.to_text(),
         ListFormat::Markdown => catalog.to_markdown(),
     };
     print!("{text}");
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }
 
-pub(super) fn report(args: &ReportArgs) -> ExitCode {
+pub(super) fn report(args: &ReportArgs) -> Result<ExitCode, Usage> {
     let mut runs = Vec::new();
     for path in &args.inputs {
-        match Report::load(path) {
-            Ok(r) => runs.push(r),
-            Err(e) => return usage_error(e),
-        }
+        runs.push(Report::load(path)?);
     }
-    let baseline = match args.baseline.as_deref().map(Report::load).transpose() {
-        Ok(b) => b,
-        Err(e) => return usage_error(e),
-    };
+    let baseline = args.baseline.as_deref().map(Report::load).transpose()?;
     let merged = Report::merge(runs);
     print_report(&merged, false);
     let writes = [
@@ -111,9 +98,7 @@ pub(super) fn report(args: &ReportArgs) -> ExitCode {
     ];
     for (path, text) in writes {
         if let Some(path) = path {
-            if let Err(e) = write_file(path, &text) {
-                return usage_error(e);
-            }
+            write_file(path, &text)?;
             println!("wrote {}", path.display());
         }
     }
@@ -122,19 +107,21 @@ pub(super) fn report(args: &ReportArgs) -> ExitCode {
     if let Some(cmp) = &cmp {
         print_comparison(cmp);
     }
-    exit(merged.run_status(false, Some(&cmp.unwrap_or_default()), false))
+    Ok(exit(merged.run_status(
+        false,
+        Some(&cmp.unwrap_or_default()),
+        false,
+    )))
 }
 
-pub(super) fn list_targets(file: Option<&Path>, pattern: Option<&str>, json: bool) -> ExitCode {
-    let targets = match load_targets(file) {
-        Ok(t) => t,
-        Err(e) => return usage_error(e),
-    };
+pub(super) fn list_targets(
+    file: Option<&Path>,
+    pattern: Option<&str>,
+    json: bool,
+) -> Result<ExitCode, Usage> {
+    let targets = load_targets(file)?;
     let selected = match pattern {
-        Some(p) => match targets.select(&[p.to_owned()]) {
-            Ok(s) => s,
-            Err(e) => return usage_error(e),
-        },
+        Some(p) => targets.select(&[p.to_owned()])?,
         None => targets.targets.clone(),
     };
     if json {
@@ -154,5 +141,5 @@ pub(super) fn list_targets(file: Option<&Path>, pattern: Option<&str>, json: boo
             );
         }
     }
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }

@@ -12,7 +12,7 @@ use crate::profiles::Profiles;
 use crate::reference::Fault;
 use crate::targets::{Kind, Targets};
 
-use super::output::{usage_error, EXIT_USAGE};
+use super::output::{write_file, Usage};
 
 /// The generated pages, by file name.
 pub fn pages() -> Result<Vec<(&'static str, String)>, String> {
@@ -28,24 +28,16 @@ pub fn pages() -> Result<Vec<(&'static str, String)>, String> {
 }
 
 /// Writes every page into `dir`.
-pub(super) fn docs(dir: &Path) -> ExitCode {
-    let pages = match pages() {
-        Ok(p) => p,
-        Err(e) => return usage_error(e),
-    };
-    if let Err(e) = std::fs::create_dir_all(dir) {
-        eprintln!("error: cannot create {}: {e}", dir.display());
-        return ExitCode::from(EXIT_USAGE);
-    }
+pub(super) fn docs(dir: &Path) -> Result<ExitCode, Usage> {
+    let pages = pages()?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Usage(format!("cannot create {}: {e}", dir.display())))?;
     for (name, text) in pages {
         let path = dir.join(name);
-        if let Err(e) = std::fs::write(&path, text) {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return ExitCode::from(EXIT_USAGE);
-        }
+        write_file(&path, &text)?;
         println!("wrote {}", path.display());
     }
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }
 
 fn with_banner(page: String) -> String {

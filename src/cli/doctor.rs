@@ -13,7 +13,7 @@ use crate::profiles::{scenarios_needed, Agreement, Observed, Profile, Profiles};
 use crate::report::{doctor_status, Report};
 use crate::runner::{Event, Session};
 
-use super::output::{exit, handle_signals, say, usage_error, write_json};
+use super::output::{exit, handle_signals, say, write_json, Usage};
 use super::{load_catalog, select_targets, DoctorArgs};
 
 /// Runs the doctor: exit 0 when every chosen application is safe (with or
@@ -24,23 +24,11 @@ pub(super) fn doctor(
     runtime: &tokio::runtime::Runtime,
     d: &DoctorArgs,
     targets_file: Option<&Path>,
-) -> ExitCode {
-    let catalog = match load_catalog(None) {
-        Ok(c) => c,
-        Err(e) => return usage_error(e),
-    };
-    let profiles = match Profiles::builtin(&catalog) {
-        Ok(p) => p,
-        Err(e) => return usage_error(e),
-    };
-    let chosen = match profiles.select(&d.profiles) {
-        Ok(p) => p,
-        Err(e) => return usage_error(e),
-    };
-    let specs = match select_targets(targets_file, &d.targets, d.request_timeout) {
-        Ok(s) => s,
-        Err(e) => return usage_error(e),
-    };
+) -> Result<ExitCode, Usage> {
+    let catalog = load_catalog(None)?;
+    let profiles = Profiles::builtin(&catalog)?;
+    let chosen = profiles.select(&d.profiles)?;
+    let specs = select_targets(targets_file, &d.targets, d.request_timeout)?;
     let needed = scenarios_needed(&chosen);
     let sub = Catalog {
         scenarios: catalog
@@ -125,10 +113,8 @@ pub(super) fn doctor(
         apps.len() - failing,
         failing
     );
-    if let Err(code) = write_json(d.json.as_deref(), &report) {
-        return code;
-    }
-    exit(doctor_status(&apps, cleanup_failed))
+    write_json(d.json.as_deref(), &report)?;
+    Ok(exit(doctor_status(&apps, cleanup_failed)))
 }
 
 /// How many targets run their application checks at the same time.

@@ -29,7 +29,7 @@ use crate::catalog::Catalog;
 use crate::targets::Targets;
 use check::check;
 use commands::{list, list_targets, report, serve};
-use output::usage_error;
+use output::{or_usage, usage_error, Usage};
 
 const ABOUT: &str = "Checks whether S3-compatible stores really honour conditional writes \
 (If-None-Match / If-Match) and prints a compatibility matrix.";
@@ -271,10 +271,10 @@ pub fn main() -> ExitCode {
         Err(e) => return usage_error(format!("cannot start the async runtime: {e}")),
     };
     let Some(command) = &cli.command else {
-        return check(&runtime, cli);
+        return or_usage(check(&runtime, cli));
     };
     let targets_file = cli.targets_file.as_deref();
-    match command {
+    or_usage(match command {
         Command::Serve(a) => serve(&runtime, a),
         Command::Docs(a) => docs::docs(&a.dir),
         Command::Bench(a) => bench::run(&runtime, a, targets_file),
@@ -282,16 +282,18 @@ pub fn main() -> ExitCode {
         Command::List(a) => list(cli.suites.as_deref(), a.format),
         Command::Report(a) => report(a),
         Command::Targets(a) => list_targets(targets_file, a.pattern.as_deref(), a.json),
-    }
+    })
 }
 
-fn load_catalog(suites: Option<&Path>) -> Result<Catalog, String> {
+fn load_catalog(suites: Option<&Path>) -> Result<Catalog, Usage> {
     match suites {
         Some(dir) => Catalog::load_dir(dir),
         None => Catalog::builtin(),
     }
     .map_err(|e| {
-        format!("{e} (fix the suite file; the format is described at the top of suites/put.toml)")
+        Usage(format!(
+            "{e} (fix the suite file; the format is described at the top of suites/put.toml)"
+        ))
     })
 }
 
@@ -302,16 +304,18 @@ fn select_targets(
     file: Option<&Path>,
     wanted: &[String],
     request_timeout: Option<u64>,
-) -> Result<Vec<crate::targets::TargetSpec>, String> {
+) -> Result<Vec<crate::targets::TargetSpec>, Usage> {
     let targets = load_targets(file)?;
     let wanted = if wanted.is_empty() {
         vec!["embedded".to_owned()]
     } else {
         wanted.to_vec()
     };
-    let mut selected = targets
-        .select(&wanted)
-        .map_err(|e| format!("{e}\n  (add a `[[target]]` to targets.toml or pick one of these)"))?;
+    let mut selected = targets.select(&wanted).map_err(|e| {
+        Usage(format!(
+            "{e}\n  (add a `[[target]]` to targets.toml or pick one of these)"
+        ))
+    })?;
     if let Some(t) = request_timeout {
         for spec in &mut selected {
             spec.client.request_timeout = std::time::Duration::from_secs(t);
@@ -320,10 +324,10 @@ fn select_targets(
     Ok(selected)
 }
 
-fn load_targets(file: Option<&Path>) -> Result<Targets, String> {
-    match file {
-        Some(path) => Targets::load(path),
-        None if Path::new("targets.toml").is_file() => Targets::load(Path::new("targets.toml")),
-        None => Ok(Targets::builtin()),
-    }
+fn load_targets(file: Option<&Path>) -> Result<Targets, Usage> {
+    Ok(match file {
+        Some(path) => Targets::load(path)?,
+        None if Path::new("targets.toml").is_file() => Targets::load(Path::new("targets.toml"))?,
+        None => Targets::builtin(),
+    })
 }

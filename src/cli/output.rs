@@ -161,13 +161,29 @@ pub(super) fn write_file(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// Writes the report as JSON to `path`, when one was asked for: `Err` with
-/// the exit status of bad input (the message said) when it cannot.
-pub(super) fn write_json(path: Option<&Path>, report: &Report) -> Result<(), ExitCode> {
+/// Writes the report as JSON to `path`, when one was asked for.
+pub(super) fn write_json(path: Option<&Path>, report: &Report) -> Result<(), Usage> {
     match path {
-        Some(path) => write_file(path, &(report.to_json() + "\n")).map_err(usage_error),
+        Some(path) => Ok(write_file(path, &(report.to_json() + "\n"))?),
         None => Ok(()),
     }
+}
+
+/// Bad input (a malformed file, an unknown target, a path that cannot be
+/// written): one line for the user, and exit 2. Every command returns it
+/// with `?`; [`or_usage`] says it.
+#[derive(Debug)]
+pub(super) struct Usage(pub String);
+
+impl<E: std::fmt::Display> From<E> for Usage {
+    fn from(e: E) -> Self {
+        Usage(e.to_string())
+    }
+}
+
+/// The exit status of a command, its bad input said in one line.
+pub(super) fn or_usage(command: Result<ExitCode, Usage>) -> ExitCode {
+    command.unwrap_or_else(|Usage(message)| usage_error(message))
 }
 
 /// Says a bad input in one line; the exit status for it.

@@ -68,7 +68,7 @@ impl Run<'_> {
         increments: u32,
     ) -> Result<Graded, Abort> {
         if let Some(why) = self.store().health().stalled() {
-            return Err(abort(why));
+            return Err(super::gone(why));
         }
         let setup = self
             .store()

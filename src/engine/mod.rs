@@ -53,21 +53,27 @@ pub struct Judgement {
 struct Abort {
     verdict: Verdict,
     why: String,
+    /// The target as a whole was given up on (it stopped answering, or
+    /// the run is ending), rather than anything about this step: the
+    /// scenario ends with `why`, word for word, so that every cell it
+    /// ended reads the same.
+    target_gone: bool,
 }
 
 fn abort(why: impl Into<String>) -> Abort {
     Abort {
         verdict: Verdict::Error,
         why: why.into(),
+        target_gone: false,
     }
 }
 
-/// Whether a request's error says the target as a whole was given up on
-/// (it stopped answering, or the run is ending) rather than anything about
-/// this step: such a scenario ends with that reason, word for word, so
-/// that every cell it ended reads the same.
-fn target_gone(message: &str) -> bool {
-    message.starts_with("the target stopped answering") || message.starts_with("not sent: ")
+/// The scenario cannot go on because the target was given up on.
+fn gone(why: impl Into<String>) -> Abort {
+    Abort {
+        target_gone: true,
+        ..abort(why)
+    }
 }
 
 /// A step that stopped the scenario, weighed against the worst verdict of
@@ -78,7 +84,7 @@ fn target_gone(message: &str) -> bool {
 /// than the earlier verdict and not an `error` (a lost acknowledged write,
 /// `unsafe`) overrides it: it is returned as this step's verdict.
 fn after_earlier(earlier: Option<&mut Graded>, index: usize, stopped: Abort) -> Option<Graded> {
-    let Abort { verdict, why } = stopped;
+    let Abort { verdict, why, .. } = stopped;
     match earlier {
         Some(w)
             if w.verdict > Verdict::Info && (verdict == Verdict::Error || w.verdict >= verdict) =>
@@ -336,7 +342,11 @@ async fn run_in(
         let graded = match run.step(step).await {
             Ok(Some(g)) => g,
             Ok(None) => continue,
-            Err(Abort { why, .. }) if target_gone(&why) => {
+            Err(Abort {
+                why,
+                target_gone: true,
+                ..
+            }) => {
                 worst = Some((0, Graded::new(Verdict::Error, why)));
                 whole = true;
                 break;
@@ -383,7 +393,11 @@ async fn run_in(
         problems.push(e);
     }
     if !problems.is_empty() {
-        let e = problems.join("; ");
+        let e = problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
         if verdict <= Verdict::Info {
             verdict = Verdict::Error;
             reason = format!("{reason}; but cleaning up failed: {e}");
@@ -506,8 +520,8 @@ impl Run<'_> {
                 .get(key, &Precondition::none())
                 .await
                 .map_err(|e| {
-                    if target_gone(&e.message) {
-                        abort(e.message)
+                    if e.failure.target_gone() {
+                        gone(e.message)
                     } else {
                         abort(format!("reading the object back failed: {e}"))
                     }
@@ -580,6 +594,7 @@ impl Run<'_> {
         let settled = self.read_until(key, |s| want.matches(s)).await?;
         if !settled.agreed {
             return Err(Abort {
+                target_gone: false,
                 verdict: Verdict::Unsafe,
                 why: format!(
                     "an acknowledged write is lost: {key} must be {} after the writes before this step, but reads back as {} (read for {} s)",

@@ -112,7 +112,7 @@ impl Run<'_> {
         conditions: &Conditions,
     ) -> Result<RoundSeen, Abort> {
         if let Some(why) = self.store().health().stalled() {
-            return Err(abort(why));
+            return Err(super::gone(why));
         }
         let key = self.key(&format!("{key}-round-{round}"));
         let ready = self.set_up_round(key, round, start, conditions).await?;

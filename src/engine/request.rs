@@ -79,7 +79,7 @@ impl Run<'_> {
         };
         let out = match res {
             Ok(out) => out,
-            Err(e) if super::target_gone(&e.message) => return Err(abort(e.message)),
+            Err(e) if e.failure.target_gone() => return Err(super::gone(e.message)),
             Err(e) => {
                 if action == Action::CreateUpload {
                     // It may have started an upload: found by listing.

@@ -49,6 +49,7 @@ fn a_lost_write_that_stops_a_later_step_overrides_a_lesser_earlier_verdict() {
     let stop = |verdict| Abort {
         verdict,
         why: "stopped".into(),
+        target_gone: false,
     };
     for earlier in [Verdict::Deviates, Verdict::Unsupported] {
         let mut w = Graded::new(earlier, "first");

@@ -3,11 +3,11 @@
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 
-use super::{answer_of, Store};
+use super::{answer_of, Failure, RequestError, Store};
 
 impl Store {
     /// Creates the bucket; an already-owned bucket is fine.
-    pub async fn create_bucket(&self) -> Result<(), String> {
+    pub async fn create_bucket(&self) -> Result<(), RequestError> {
         let request = self.client.create_bucket().bucket(&self.bucket).send();
         match self
             .call_plain(|| format!("CreateBucket {}", self.bucket), request)
@@ -15,21 +15,21 @@ impl Store {
         {
             Ok(_) => Ok(()),
             Err((_, Some(err))) if err.code() == Some("BucketAlreadyOwnedByYou") => Ok(()),
-            Err((message, _)) => Err(message),
+            Err((e, _)) => Err(e),
         }
     }
 
     /// Deletes the (empty) bucket.
-    pub async fn delete_bucket(&self) -> Result<(), String> {
+    pub async fn delete_bucket(&self) -> Result<(), RequestError> {
         let request = self.client.delete_bucket().bucket(&self.bucket).send();
         self.call_plain(|| format!("DeleteBucket {}", self.bucket), request)
             .await
             .map(|_| ())
-            .map_err(|(message, _)| message)
+            .map_err(|(e, _)| e)
     }
 
     /// Turns versioning on for the bucket; the error names the answer.
-    pub async fn enable_versioning(&self) -> Result<(), String> {
+    pub async fn enable_versioning(&self) -> Result<(), RequestError> {
         use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
         let request = self
             .client
@@ -44,17 +44,17 @@ impl Store {
         self.call_plain(|| "PutBucketVersioning".into(), request)
             .await
             .map(|_| ())
-            .map_err(|(message, e)| match e.as_ref().and_then(answer_of) {
-                Some((status, code)) => format!(
+            .map_err(|(err, e)| match e.as_ref().and_then(answer_of) {
+                Some((status, code)) => err.reworded(format!(
                     "PutBucketVersioning answered {status}{}",
                     code.map(|c| format!(" {c}")).unwrap_or_default()
-                ),
-                None => message,
+                )),
+                None => err,
             })
     }
 
     /// Whether the bucket reports versioning as enabled.
-    pub async fn versioning_enabled(&self) -> Result<bool, String> {
+    pub async fn versioning_enabled(&self) -> Result<bool, RequestError> {
         let request = self
             .client
             .get_bucket_versioning()
@@ -63,22 +63,25 @@ impl Store {
         let out = self
             .call_plain(|| "GetBucketVersioning".into(), request)
             .await
-            .map_err(|(message, e)| match e.as_ref().and_then(answer_of) {
-                Some((status, _)) if status < 300 => format!(
-                    "GetBucketVersioning answered {status}, but its XML is not a VersioningConfiguration"
-                ),
-                Some((status, code)) => format!(
+            .map_err(|(err, e)| match e.as_ref().and_then(answer_of) {
+                Some((status, _)) if status < 300 => RequestError {
+                    failure: Failure::Unexpected,
+                    message: format!(
+                        "GetBucketVersioning answered {status}, but its XML is not a VersioningConfiguration"
+                    ),
+                },
+                Some((status, code)) => err.reworded(format!(
                     "GetBucketVersioning answered {status}{}",
                     code.map(|c| format!(" {c}")).unwrap_or_default()
-                ),
-                None => message,
+                )),
+                None => err,
             })?;
         Ok(out.status().map(|s| s.as_str()) == Some("Enabled"))
     }
 
     /// Deletes every version and delete marker under `prefix` of a
     /// versioned bucket; returns how many it deleted.
-    pub async fn delete_versions(&self, prefix: &str) -> Result<usize, String> {
+    pub async fn delete_versions(&self, prefix: &str) -> Result<usize, RequestError> {
         let mut n = 0;
         loop {
             let request = self
@@ -90,7 +93,7 @@ impl Store {
             let out = self
                 .call_plain(|| format!("ListObjectVersions {prefix}"), request)
                 .await
-                .map_err(|(message, _)| message)?;
+                .map_err(|(e, _)| e)?;
             let mut found: Vec<(String, Option<String>)> = Vec::new();
             for v in out.versions() {
                 found.push((
@@ -117,13 +120,16 @@ impl Store {
                     .send();
                 self.call_plain(|| format!("DeleteObject {key} (a version)"), request)
                     .await
-                    .map_err(|(message, _)| message)?;
+                    .map_err(|(e, _)| e)?;
                 n += 1;
             }
             if n > 10_000 {
-                return Err(format!(
-                    "ListObjectVersions {prefix} keeps listing versions after {n} deletes"
-                ));
+                return Err(RequestError {
+                    failure: Failure::Unexpected,
+                    message: format!(
+                        "ListObjectVersions {prefix} keeps listing versions after {n} deletes"
+                    ),
+                });
             }
         }
     }
@@ -133,7 +139,7 @@ impl Store {
     pub async fn list_versions(
         &self,
         prefix: &str,
-    ) -> Result<Vec<(String, Option<String>, bool)>, String> {
+    ) -> Result<Vec<(String, Option<String>, bool)>, RequestError> {
         let request = self
             .client
             .list_object_versions()
@@ -143,7 +149,7 @@ impl Store {
         let out = self
             .call_plain(|| format!("ListObjectVersions {prefix}"), request)
             .await
-            .map_err(|(message, _)| message)?;
+            .map_err(|(e, _)| e)?;
         let mut found: Vec<(String, Option<String>, bool)> = Vec::new();
         for v in out.versions() {
             found.push((
@@ -163,7 +169,7 @@ impl Store {
     }
 
     /// Every key under `prefix` (all pages).
-    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, String> {
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, RequestError> {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -177,7 +183,7 @@ impl Store {
             let out = self
                 .call_plain(|| format!("ListObjectsV2 {prefix}"), request)
                 .await
-                .map_err(|(message, _)| message)?;
+                .map_err(|(e, _)| e)?;
             keys.extend(
                 out.contents()
                     .iter()
@@ -193,7 +199,10 @@ impl Store {
 
     /// Deletes each of `keys` unconditionally; a key that is not there is
     /// fine.
-    pub async fn delete_keys(&self, keys: impl IntoIterator<Item = &String>) -> Result<(), String> {
+    pub async fn delete_keys(
+        &self,
+        keys: impl IntoIterator<Item = &String>,
+    ) -> Result<(), RequestError> {
         for key in keys {
             let request = self
                 .client
@@ -207,14 +216,14 @@ impl Store {
             {
                 Ok(_) => {}
                 Err((_, Some(e))) if e.code() == Some("NoSuchKey") => {}
-                Err((message, _)) => return Err(message),
+                Err((e, _)) => return Err(e),
             }
         }
         Ok(())
     }
 
     /// Deletes every object under `prefix`; returns how many it deleted.
-    pub async fn delete_prefix(&self, prefix: &str) -> Result<usize, String> {
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<usize, RequestError> {
         let keys = self.list(prefix).await?;
         self.delete_keys(&keys).await?;
         Ok(keys.len())

@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use super::{Failure, RequestError};
+
 /// Timeouts in a row after which a kind of request is given up on.
 pub const STALL_AFTER: u32 = 3;
 
@@ -80,16 +82,17 @@ impl Health {
     }
 
     /// Whether a request of this kind may be sent; the error says why not.
-    pub(super) fn admit(&self, conditional: bool) -> Result<(), String> {
+    pub(super) fn admit(&self, conditional: bool) -> Result<(), RequestError> {
+        let refused = |failure, message| Err(RequestError { failure, message });
         if self.shut.load(Ordering::SeqCst) {
-            return Err("not sent: the run is ending".into());
+            return refused(Failure::NotSent, "not sent: the run is ending".into());
         }
         if let Some(why) = lock(&self.all_stalled).clone() {
-            return Err(why);
+            return refused(Failure::Stalled, why);
         }
         if conditional {
             if let Some(why) = lock(&self.conditional_stalled).clone() {
-                return Err(why);
+                return refused(Failure::Stalled, why);
             }
         }
         Ok(())
@@ -147,7 +150,7 @@ mod tests {
         // Plain answers do not reset the conditional count.
         h.answered(false);
         h.timed_out(true, T);
-        let why = h.admit(true).unwrap_err();
+        let why = h.admit(true).unwrap_err().message;
         assert!(
             why.contains("stopped answering conditional requests: 3 in a row"),
             "{why}"
@@ -163,10 +166,9 @@ mod tests {
         for _ in 0..STALL_AFTER {
             h.timed_out(false, T);
         }
-        assert!(h
-            .admit(false)
-            .unwrap_err()
-            .contains("stopped answering requests"));
+        let refused = h.admit(false).unwrap_err();
+        assert_eq!(refused.failure, Failure::Stalled);
+        assert!(refused.message.contains("stopped answering requests"));
         assert!(h.admit(true).is_err());
     }
 
@@ -174,6 +176,8 @@ mod tests {
     fn a_shut_health_sends_nothing() {
         let h = Health::default();
         h.shut_down();
-        assert!(h.admit(false).unwrap_err().contains("the run is ending"));
+        let refused = h.admit(false).unwrap_err();
+        assert_eq!(refused.failure, Failure::NotSent);
+        assert!(refused.message.contains("the run is ending"));
     }
 }

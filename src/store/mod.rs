@@ -51,9 +51,75 @@ pub use health::Health;
 #[derive(Debug, thiserror::Error)]
 #[error("{operation:?} {key}: {message}")]
 pub struct StoreError {
+    /// The operation the request was.
     pub operation: Operation,
+    /// The key it was for.
     pub key: String,
+    /// What happened, for people.
     pub message: String,
+    /// What happened, for code to decide on.
+    pub failure: Failure,
+}
+
+/// What happened to a request that did not bring the answer its caller
+/// wanted: what code decides on (the message beside it is for people).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Not sent: the run is ending.
+    NotSent,
+    /// Not sent: the target stopped answering (see [`Health`]).
+    Stalled,
+    /// Sent, and no HTTP answer came: refused, reset, timed out, or one
+    /// that could not be read.
+    NoAnswer,
+    /// An HTTP answer with this status and error code.
+    Answered {
+        /// The HTTP status.
+        status: u16,
+        /// The error code of the body, if it had one.
+        code: Option<String>,
+    },
+    /// Answered, but not as S3 does (a listing that never ends, say).
+    Unexpected,
+    /// Not sent: the client could not build the request from what it was
+    /// given (a key or an ETag the SDK refuses).
+    NotBuilt,
+}
+
+impl Failure {
+    /// Whether the target as a whole was given up on (it stopped
+    /// answering, or the run is ending), rather than anything about this
+    /// request.
+    pub fn target_gone(&self) -> bool {
+        matches!(self, Failure::NotSent | Failure::Stalled)
+    }
+
+    /// Whether the answer carried this error code.
+    pub fn is_code(&self, want: &str) -> bool {
+        matches!(self, Failure::Answered { code: Some(c), .. } if c == want)
+    }
+}
+
+/// A set-up, listing or clean-up request that failed. The message names
+/// the request and what happened, as users see it; the failure is what
+/// code decides on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RequestError {
+    /// What happened.
+    pub failure: Failure,
+    /// The request and what happened, in words.
+    pub message: String,
+}
+
+impl RequestError {
+    /// The same failure, said in other words.
+    fn reworded(self, message: String) -> Self {
+        RequestError {
+            failure: self.failure,
+            message,
+        }
+    }
 }
 
 /// Connection settings for one S3 endpoint.
@@ -431,6 +497,7 @@ impl Store {
                     operation: op,
                     key: key.to_owned(),
                     message: format!("not an HTTP date: {e}"),
+                    failure: Failure::NotBuilt,
                 })
         };
         Ok((
@@ -453,13 +520,14 @@ impl Store {
     {
         let conditional =
             outcome.precondition.if_match.is_some() || outcome.precondition.if_none_match.is_some();
-        let unanswered = |outcome: Outcome, message| StoreError {
+        let unanswered = |outcome: Outcome, failure, message| StoreError {
             operation: outcome.operation,
             key: outcome.key,
             message,
+            failure,
         };
-        if let Err(why) = self.health.admit(conditional) {
-            return Err(unanswered(outcome, why));
+        if let Err(refused) = self.health.admit(conditional) {
+            return Err(unanswered(outcome, refused.failure, refused.message));
         }
         let _flight = self.health.flying();
         let (answer, wire_status) = wire::recording(request).await;
@@ -471,6 +539,7 @@ impl Store {
                 let Some(status) = wire_status else {
                     return Err(unanswered(
                         outcome,
+                        Failure::Unexpected,
                         "the SDK returned an answer whose HTTP status was not seen".into(),
                     ));
                 };
@@ -493,7 +562,7 @@ impl Store {
                     if timed_out(&err) {
                         self.health.timed_out(conditional, self.timeout);
                     }
-                    Err(unanswered(outcome, describe(&err)))
+                    Err(unanswered(outcome, Failure::NoAnswer, describe(&err)))
                 }
             },
         }
@@ -505,12 +574,13 @@ impl Store {
         &self,
         what: impl FnOnce() -> String,
         request: impl Future<Output = Result<T, SdkError<E>>>,
-    ) -> Result<T, (String, Option<SdkError<E>>)>
+    ) -> Result<T, (RequestError, Option<SdkError<E>>)>
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        if let Err(why) = self.health.admit(false) {
-            return Err((format!("{}: {why}", what()), None));
+        if let Err(refused) = self.health.admit(false) {
+            let message = format!("{}: {}", what(), refused.message);
+            return Err((refused.reworded(message), None));
         }
         let _flight = self.health.flying();
         match request.await {
@@ -519,12 +589,20 @@ impl Store {
                 Ok(out)
             }
             Err(err) => {
-                if answer_of(&err).is_some() {
-                    self.health.answered(false);
-                } else if timed_out(&err) {
-                    self.health.timed_out(false, self.timeout);
-                }
-                Err((format!("{}: {}", what(), sdk_error(&err)), Some(err)))
+                let failure = match answer_of(&err) {
+                    Some((status, code)) => {
+                        self.health.answered(false);
+                        Failure::Answered { status, code }
+                    }
+                    None => {
+                        if timed_out(&err) {
+                            self.health.timed_out(false, self.timeout);
+                        }
+                        Failure::NoAnswer
+                    }
+                };
+                let message = format!("{}: {}", what(), sdk_error(&err));
+                Err((RequestError { failure, message }, Some(err)))
             }
         }
     }

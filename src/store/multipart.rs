@@ -5,7 +5,7 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 
-use super::{answer_of, cut, xml_text, Store, StoreError};
+use super::{answer_of, cut, xml_text, RequestError, Store, StoreError};
 use crate::model::{ETag, Operation, Outcome, Precondition};
 
 impl Store {
@@ -128,7 +128,7 @@ impl Store {
     }
 
     /// AbortMultipartUpload; an upload already gone is fine.
-    pub async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), String> {
+    pub async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), RequestError> {
         let request = self
             .client
             .abort_multipart_upload()
@@ -142,7 +142,7 @@ impl Store {
         {
             Ok(_) => Ok(()),
             Err((_, Some(err))) if err.code() == Some("NoSuchUpload") => Ok(()),
-            Err((message, _)) => Err(message),
+            Err((e, _)) => Err(e),
         }
     }
 
@@ -151,7 +151,7 @@ impl Store {
     pub async fn list_uploads(
         &self,
         prefix: &str,
-    ) -> Result<Option<Vec<(String, String)>>, String> {
+    ) -> Result<Option<Vec<(String, String)>>, RequestError> {
         let mut uploads = Vec::new();
         let (mut key_marker, mut id_marker): (Option<String>, Option<String>) = (None, None);
         loop {
@@ -178,7 +178,7 @@ impl Store {
                 // rclone answers a listing that finds nothing with 404
                 // NoSuchUpload.
                 Err((_, Some(e))) if e.code() == Some("NoSuchUpload") => return Ok(Some(uploads)),
-                Err((message, _)) => return Err(message),
+                Err((e, _)) => return Err(e),
             };
             uploads.extend(
                 out.uploads()
@@ -203,7 +203,7 @@ impl Store {
     /// Aborts every open multipart upload under `prefix` (those whose id a
     /// scenario never learnt too); returns how many (`None`: the store
     /// cannot list uploads).
-    pub async fn abort_uploads(&self, prefix: &str) -> Result<Option<usize>, String> {
+    pub async fn abort_uploads(&self, prefix: &str) -> Result<Option<usize>, RequestError> {
         let Some(uploads) = self.list_uploads(prefix).await? else {
             return Ok(None);
         };

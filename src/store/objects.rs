@@ -245,6 +245,7 @@ impl Store {
                 operation: Operation::DeleteObjects,
                 key: first.to_owned(),
                 message: e.to_string(),
+                failure: crate::store::Failure::NotBuilt,
             })?;
         let request = self
             .client

@@ -8,6 +8,7 @@
 //! registered while it runs, so that Ctrl-C or SIGTERM (see [`remove_all`])
 //! never leaves one behind.
 
+use super::TargetError;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -123,7 +124,7 @@ impl ContainerSpec {
 
 /// Checks that a Docker engine answers; the error is one line that says
 /// what is missing and how to fix it.
-pub async fn docker_preflight() -> Result<(), String> {
+pub async fn docker_preflight() -> Result<(), TargetError> {
     let fix = "container targets need a running Docker engine: start Docker (or point DOCKER_HOST at one) and run again";
     let ping = async {
         let docker = docker_client_instance().await.map_err(|e| e.to_string())?;
@@ -131,10 +132,12 @@ pub async fn docker_preflight() -> Result<(), String> {
     };
     match tokio::time::timeout(Duration::from_secs(10), ping).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(format!("no Docker engine answers ({e}); {fix}")),
-        Err(_) => Err(format!(
+        Ok(Err(e)) => Err(TargetError::NoDocker(format!(
+            "no Docker engine answers ({e}); {fix}"
+        ))),
+        Err(_) => Err(TargetError::NoDocker(format!(
             "the Docker engine did not answer within 10 s; {fix}"
-        )),
+        ))),
     }
 }
 
@@ -146,14 +149,17 @@ pub struct RunningContainer {
 
 /// The one-line message for a failed start: a missing image says how to get
 /// one instead of the engine's pull error.
-fn start_error(spec: &ContainerSpec, e: &TestcontainersError) -> String {
+fn start_error(spec: &ContainerSpec, e: &TestcontainersError) -> TargetError {
     let image = format!("{}:{}", spec.image, spec.tag);
     match e {
-        TestcontainersError::Client(ClientError::PullImage { err, .. }) => format!(
+        TestcontainersError::Client(ClientError::PullImage { err, .. }) => TargetError::NoImage(format!(
             "image {image} is not on the Docker engine and could not be pulled ({}): build or load it there (scripts/build-images builds condwrite.local/* images), or pull it on a machine with a registry",
             first_line(&err.to_string())
-        ),
-        other => format!("starting {image} failed: {}", first_line(&other.to_string())),
+        )),
+        other => TargetError::Other(format!(
+            "starting {image} failed: {}",
+            first_line(&other.to_string())
+        )),
     }
 }
 
@@ -164,7 +170,7 @@ fn first_line(text: &str) -> String {
 impl RunningContainer {
     /// Pulls (if needed) and starts the image, and waits until it is ready.
     /// `target` names the target in the container's labels.
-    pub async fn start(target: &str, spec: &ContainerSpec) -> Result<Self, String> {
+    pub async fn start(target: &str, spec: &ContainerSpec) -> Result<Self, TargetError> {
         let mut image = GenericImage::new(spec.image.clone(), spec.tag.clone())
             .with_exposed_port(spec.port.tcp());
         if let Some(text) = &spec.ready_log {
@@ -199,7 +205,8 @@ impl RunningContainer {
         match this.container.get_host_port_ipv4(spec.port.tcp()).await {
             Ok(p) => this.port = p,
             Err(e) => {
-                let e = format!("no loopback port is mapped to {}: {e}", spec.port);
+                let e =
+                    TargetError::Other(format!("no loopback port is mapped to {}: {e}", spec.port));
                 let _ = this.stop().await;
                 return Err(e);
             }
@@ -218,20 +225,20 @@ impl RunningContainer {
                 if started.elapsed() > spec.start_timeout {
                     let tail = this.log_tail().await;
                     let _ = this.stop().await;
-                    return Err(format!(
+                    return Err(TargetError::NeverReady(format!(
                         "{}:{} was not ready ({path} did not answer) after {} s; last log lines: {tail}",
                         spec.image,
                         spec.tag,
                         spec.start_timeout.as_secs()
-                    ));
+                    )));
                 }
                 if !this.container.is_running().await.unwrap_or(true) {
                     let tail = this.log_tail().await;
                     let _ = this.stop().await;
-                    return Err(format!(
+                    return Err(TargetError::ExitedEarly(format!(
                         "{}:{} exited before it was ready; last log lines: {tail}",
                         spec.image, spec.tag
-                    ));
+                    )));
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -259,9 +266,13 @@ impl RunningContainer {
     }
 
     /// Removes the container.
-    pub async fn stop(self) -> Result<(), String> {
+    pub async fn stop(self) -> Result<(), TargetError> {
         let id = self.container.id().to_owned();
-        let removed = self.container.rm().await.map_err(|e| e.to_string());
+        let removed = self
+            .container
+            .rm()
+            .await
+            .map_err(|e| TargetError::CleanUp(e.to_string()));
         running().retain(|i| *i != id);
         removed
     }

@@ -10,12 +10,19 @@ use std::time::Duration;
 
 use super::container::{self, RunningContainer};
 use super::process::{self, ServerProcess};
-use super::{fresh_name, EndpointSpec, Kind, TargetSpec, EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY};
+use super::{
+    fresh_name, EndpointSpec, Kind, TargetError, TargetSpec, EMBEDDED_ACCESS_KEY,
+    EMBEDDED_SECRET_KEY,
+};
 use crate::reference::{self, RunningServer};
-use crate::store::{ClientSettings, Health, Store};
+use crate::store::{ClientSettings, Health, RequestError, Store};
 
-/// A TLS certificate problem says how to trust the endpoint's CA.
-fn with_tls_hint(message: String) -> String {
+/// The first request's failure as the target's: a TLS certificate problem
+/// says how to trust the endpoint's CA. The SDK reports a rejected
+/// certificate only in the text of its error chain (rustls's error is not
+/// reachable through it), so that text is what tells the two apart.
+fn first_request_failed(e: RequestError) -> TargetError {
+    let message = e.message;
     let tls = [
         "certificate",
         "UnknownIssuer",
@@ -25,9 +32,9 @@ fn with_tls_hint(message: String) -> String {
     .iter()
     .any(|w| message.to_lowercase().contains(&w.to_lowercase()));
     if tls {
-        format!("{message} (the endpoint's TLS certificate is not trusted: give its CA as a PEM file with `ca_file = \"ca.pem\"` in the target, or --ca-file)")
+        TargetError::UntrustedTls(format!("{message} (the endpoint's TLS certificate is not trusted: give its CA as a PEM file with `ca_file = \"ca.pem\"` in the target, or --ca-file)"))
     } else {
-        message
+        TargetError::BucketSetUp(message)
     }
 }
 
@@ -138,7 +145,7 @@ pub struct Cleanup {
 
 impl Cleanup {
     /// Removes what the run left; says what it could not.
-    pub async fn run(&self) -> Result<(), String> {
+    pub async fn run(&self) -> Result<(), TargetError> {
         let mut problems = Vec::new();
         if let Err(e) = self.store.abort_uploads(&self.prefix).await {
             problems.push(e);
@@ -170,13 +177,22 @@ impl Cleanup {
             }
         }
         // Interrupted before its bucket was made: nothing to remove.
-        problems.retain(|p| !p.contains("NoSuchBucket"));
+        problems.retain(|p: &RequestError| !p.failure.is_code("NoSuchBucket"));
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(problems.join("; "))
+            Err(TargetError::CleanUp(joined(&problems)))
         }
     }
+}
+
+/// Problems, one after the other.
+fn joined(problems: &[impl std::fmt::Display]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// What was started for a target.
@@ -196,9 +212,9 @@ impl fmt::Debug for LiveTarget {
     }
 }
 
-fn env_var(name: &str, target: &str) -> Result<String, String> {
+fn env_var(name: &str, target: &str) -> Result<String, TargetError> {
     std::env::var(name).map_err(|_| {
-        format!("target {target} reads its credentials from ${name}, which is not set: export it and run again")
+        TargetError::MissingCredentials(format!("target {target} reads its credentials from ${name}, which is not set: export it and run again"))
     })
 }
 
@@ -207,7 +223,7 @@ fn env_var(name: &str, target: &str) -> Result<String, String> {
 async fn endpoint_credentials(
     spec: &TargetSpec,
     endpoint: &EndpointSpec,
-) -> Result<(String, String, Option<String>), String> {
+) -> Result<(String, String, Option<String>), TargetError> {
     if let (Some(ak), Some(sk)) = (&endpoint.access_key_env, &endpoint.secret_key_env) {
         return Ok((env_var(ak, &spec.name)?, env_var(sk, &spec.name)?, None));
     }
@@ -218,16 +234,16 @@ async fn endpoint_credentials(
         .load()
         .await;
     let provider = config.credentials_provider().ok_or_else(|| {
-        format!(
+        TargetError::MissingCredentials(format!(
             "target {}: no AWS credential provider is configured",
             spec.name
-        )
+        ))
     })?;
     let creds = provider.provide_credentials().await.map_err(|e| {
-        format!(
+        TargetError::MissingCredentials(format!(
             "target {}: no AWS credentials found ({e}); set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or log in with `aws sso login`",
             spec.name
-        )
+        ))
     })?;
     Ok((
         creds.access_key_id().to_owned(),
@@ -242,14 +258,14 @@ type Launched = (ClientSettings, Running, Option<String>, Vec<String>);
 
 /// Starts what a target needs (the embedded server, the process, the
 /// container; nothing for an endpoint) and says how to reach it.
-async fn launch(spec: &TargetSpec) -> Result<Launched, String> {
+async fn launch(spec: &TargetSpec) -> Result<Launched, TargetError> {
     let ca_pem = match &spec.client.ca_file {
         Some(path) => Some(std::fs::read(path).map_err(|e| {
-            format!(
+            TargetError::File(format!(
                 "target {}: cannot read its ca_file {}: {e}",
                 spec.name,
                 path.display()
-            )
+            ))
         })?),
         None => None,
     };
@@ -278,7 +294,9 @@ async fn launch(spec: &TargetSpec) -> Result<Launched, String> {
             };
             let server = reference::start(options, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
                 .await
-                .map_err(|e| format!("starting the embedded server failed: {e}"))?;
+                .map_err(|e| {
+                    TargetError::Other(format!("starting the embedded server failed: {e}"))
+                })?;
             let settings = local(server.url(), EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY);
             let more = server.urls().split_off(1);
             (settings, Running::Embedded(server), None, more)
@@ -322,18 +340,18 @@ async fn launch(spec: &TargetSpec) -> Result<Launched, String> {
 impl LiveTarget {
     /// Starts the target and makes sure a bucket is there to work in. Must
     /// be called on a tokio runtime that outlives the target.
-    pub async fn start(spec: &TargetSpec) -> Result<Self, String> {
+    pub async fn start(spec: &TargetSpec) -> Result<Self, TargetError> {
         let (settings, running, bucket, more_urls) = launch(spec).await?;
         let owns_bucket = bucket.is_none();
         let store = Store::try_new(&settings, bucket.unwrap_or_else(|| fresh_name("condwrite")))
-            .map_err(|e| format!("target {}: {e}", spec.name))?;
+            .map_err(|e| TargetError::Other(format!("target {}: {e}", spec.name)))?;
         let mut peers = Vec::new();
         for url in more_urls {
             let mut s = settings.clone();
             s.endpoint_url = url;
             peers.push(
                 Store::try_new(&s, store.bucket())
-                    .map_err(|e| format!("target {}: {e}", spec.name))?
+                    .map_err(|e| TargetError::Other(format!("target {}: {e}", spec.name)))?
                     .sharing_health(&store),
             );
         }
@@ -366,11 +384,11 @@ impl LiveTarget {
             live.store.list(&live.prefix).await.map(|_| ())
         };
         if let Err(e) = first {
-            let e = with_tls_hint(e);
+            let e = first_request_failed(e);
             let stopped = live.shutdown().await;
             return Err(match stopped {
                 Ok(()) => e,
-                Err(s) => format!("{e}; {s}"),
+                Err(s) => e.and(s),
             });
         }
         if !live.owns_bucket {
@@ -419,7 +437,7 @@ impl LiveTarget {
     }
 
     /// Stops what was started; says what it could not stop.
-    async fn shutdown(self) -> Result<(), String> {
+    async fn shutdown(self) -> Result<(), TargetError> {
         match self.running {
             Running::Nothing => {}
             Running::Embedded(server) => server.stop(),
@@ -432,10 +450,9 @@ impl LiveTarget {
                 server.stop(grace).await
             }
             Running::Container(container) => {
-                container
-                    .stop()
-                    .await
-                    .map_err(|e| format!("removing the container failed: {e}"))?;
+                container.stop().await.map_err(|e| {
+                    TargetError::CleanUp(format!("removing the container failed: {e}"))
+                })?;
             }
         }
         Ok(())
@@ -449,7 +466,7 @@ impl LiveTarget {
     /// store kept something it should not have (rclone keeps an object that
     /// racing writers left, answering 204 to every DELETE of it), and it
     /// goes with the server.
-    pub async fn stop(self) -> Result<Option<String>, String> {
+    pub async fn stop(self) -> Result<Option<String>, TargetError> {
         started().retain(|(_, h, _)| !Arc::ptr_eq(h, self.store.health()));
         let mut problems = Vec::new();
         // A store can land an acknowledged write after a later DELETE was
@@ -504,17 +521,18 @@ impl LiveTarget {
             };
             note = Some(format!(
                 "{}; {what}; the server's storage is removed with it",
-                problems.join("; ")
+                joined(&problems)
             ));
             problems.clear();
         }
+        let mut failed: Vec<String> = problems.iter().map(ToString::to_string).collect();
         if let Err(e) = self.shutdown().await {
-            problems.push(e);
+            failed.push(e.to_string());
         }
-        if problems.is_empty() {
+        if failed.is_empty() {
             Ok(note)
         } else {
-            Err(problems.join("; "))
+            Err(TargetError::CleanUp(failed.join("; ")))
         }
     }
 }

@@ -6,10 +6,12 @@
 //! This module knows nothing about scenarios.
 
 pub mod container;
+mod error;
 mod live;
 mod parse;
 pub mod process;
 
+use crate::model::FileError;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,6 +21,7 @@ use serde::Deserialize;
 use crate::reference::Fault;
 use crate::store::ChecksumMode;
 use container::ContainerSpec;
+pub use error::TargetError;
 pub use live::{interrupt, Cleanup, Interrupted, LiveTarget};
 use process::ProcessSpec;
 
@@ -135,18 +138,19 @@ pub struct Targets {
 impl Targets {
     /// Parses a targets file's text; `source` names it in errors, `root` is
     /// the folder relative paths in commands start from.
-    pub fn parse(source: &str, text: &str, root: &Path) -> Result<Self, String> {
+    pub fn parse(source: &str, text: &str, root: &Path) -> Result<Self, FileError> {
         Ok(Self {
             source: source.to_owned(),
             targets: parse::parse(source, text, root)?,
         })
     }
 
-    /// Parses a targets file's text; `source` names it in errors, `root` is
-    /// the folder relative paths in commands start from.
-    pub fn load(path: &Path) -> Result<Self, String> {
+    /// Reads and parses a targets file; relative paths in its commands
+    /// start from its folder.
+    pub fn load(path: &Path) -> Result<Self, FileError> {
+        let file = path.display().to_string();
         let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("{}: cannot read the targets file: {e}", path.display()))?;
+            .map_err(|e| FileError::whole(&file, format!("cannot read the targets file: {e}")))?;
         let root = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -200,7 +204,7 @@ impl Targets {
 
     /// Resolves `--target` values: names, comma-separated lists, and `*`
     /// patterns. Each target is selected once, in the order first named.
-    pub fn select(&self, wanted: &[String]) -> Result<Vec<TargetSpec>, String> {
+    pub fn select(&self, wanted: &[String]) -> Result<Vec<TargetSpec>, TargetError> {
         let mut out: Vec<TargetSpec> = Vec::new();
         for item in wanted.iter().flat_map(|w| w.split(',')).map(str::trim) {
             if item.is_empty() {
@@ -212,11 +216,11 @@ impl Targets {
                 .filter(|t| glob_match(item, &t.name))
                 .collect();
             if matched.is_empty() {
-                return Err(format!(
+                return Err(TargetError::Unknown(format!(
                     "unknown target `{item}` (in {}); known targets: {}",
                     self.source,
                     self.known()
-                ));
+                )));
             }
             for t in matched {
                 if !out.iter().any(|o| o.name == t.name) {
@@ -225,10 +229,10 @@ impl Targets {
             }
         }
         if out.is_empty() {
-            return Err(format!(
+            return Err(TargetError::Unknown(format!(
                 "no target selected; known targets: {}",
                 self.known()
-            ));
+            )));
         }
         Ok(out)
     }

@@ -13,7 +13,7 @@ use toml::Spanned;
 use super::container::ContainerSpec;
 use super::process::ProcessSpec;
 use super::{ClientOptions, EndpointSpec, Kind, TargetSpec};
-use crate::catalog::line_col;
+use crate::model::FileError;
 use crate::reference::Fault;
 use crate::store::ChecksumMode;
 
@@ -176,15 +176,13 @@ pub(super) fn port_placeholders(template: &str) -> Vec<usize> {
 
 /// Parses a targets file's text into its entries; `source` names it in
 /// errors, `root` is the folder relative paths start from.
-pub(super) fn parse(source: &str, text: &str, root: &Path) -> Result<Vec<TargetSpec>, String> {
+pub(super) fn parse(source: &str, text: &str, root: &Path) -> Result<Vec<TargetSpec>, FileError> {
     // Every error has a place; one the parser does not give is the file's
     // start.
     let at = |span: Option<Range<usize>>, msg: &str| {
-        let (l, c) = line_col(text, span.map_or(0, |s| s.start));
-        format!("{source}:{l}:{c}: {msg}")
+        FileError::at(source, text, Some(span.map_or(0, |s| s.start)), msg)
     };
-    let raw: RawFile = toml::from_str(text)
-        .map_err(|e| at(e.span(), &e.message().trim_end().replace('\n', "; ")))?;
+    let raw: RawFile = toml::from_str(text).map_err(|e| FileError::of_toml(source, text, &e))?;
     let mut targets: Vec<TargetSpec> = Vec::new();
     for t in raw.target {
         let span = t.span();
@@ -195,8 +193,9 @@ pub(super) fn parse(source: &str, text: &str, root: &Path) -> Result<Vec<TargetS
         }
     }
     if targets.is_empty() {
-        return Err(format!(
-            "{source}:1:1: no targets: expected at least one `[[target]]` table"
+        return Err(at(
+            None,
+            "no targets: expected at least one `[[target]]` table",
         ));
     }
     Ok(targets)

@@ -5,6 +5,7 @@
 //! whatever it started too; every group is registered so that Ctrl-C (see
 //! [`stop_all`]) and a dropped guard never leave a server behind.
 
+use super::TargetError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -272,14 +273,15 @@ pub(crate) fn probe(port: u16, path: Option<&str>, body: Option<&str>) -> bool {
 impl ServerProcess {
     /// Starts the server and waits until it is ready. `name` is the target's,
     /// `root` the folder of the targets file.
-    pub async fn start(name: &str, spec: &ProcessSpec, root: &Path) -> Result<Self, String> {
+    pub async fn start(name: &str, spec: &ProcessSpec, root: &Path) -> Result<Self, TargetError> {
         let install_hint = spec
             .install
             .as_deref()
             .map(|i| format!("; install it with `{i}`"))
             .unwrap_or_default();
         let reserved = Reserved(
-            free_ports(spec.ports).map_err(|e| format!("no free port on 127.0.0.1: {e}"))?,
+            free_ports(spec.ports)
+                .map_err(|e| TargetError::Other(format!("no free port on 127.0.0.1: {e}")))?,
         );
         let ports = reserved.0.clone();
         let now = SystemTime::now()
@@ -291,7 +293,7 @@ impl ServerProcess {
             now.as_nanos()
         ));
         std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            .map_err(|e| TargetError::Other(format!("cannot create {}: {e}", dir.display())))?;
         let log = dir.join("server.log");
         let args: Vec<String> = spec
             .command
@@ -313,7 +315,7 @@ impl ServerProcess {
             .collect::<Result<Vec<u16>, _>>()
             .map_err(|u| {
                 let _ = std::fs::remove_dir_all(&dir);
-                format!("endpoint `{u}` is not http://127.0.0.1:<port>: a process target serves on loopback")
+                TargetError::Other(format!("endpoint `{u}` is not http://127.0.0.1:<port>: a process target serves on loopback"))
             })?;
         let missing = std::iter::once(args[0].clone())
             .filter(|program| !findable(program))
@@ -326,18 +328,22 @@ impl ServerProcess {
             .next();
         if let Some(missing) = missing {
             let _ = std::fs::remove_dir_all(&dir);
-            return Err(format!(
+            return Err(TargetError::NotInstalled(format!(
                 "`{missing}` not found: {name} is not installed{install_hint}"
-            ));
+            )));
         }
         let log_file = std::fs::File::create(&log)
-            .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+            .map_err(|e| TargetError::Other(format!("cannot create {}: {e}", log.display())))?;
         let mut command = Command::new(&args[0]);
         command
             .args(&args[1..])
             .current_dir(&dir)
             .stdin(Stdio::null())
-            .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
+            .stdout(
+                log_file
+                    .try_clone()
+                    .map_err(|e| TargetError::Other(e.to_string()))?,
+            )
             .stderr(log_file)
             .process_group(0);
         for (k, v) in &spec.env {
@@ -351,7 +357,7 @@ impl ServerProcess {
                 }
                 _ => install_hint.clone(),
             };
-            format!("cannot start `{}`: {e}{hint}", args[0])
+            TargetError::Other(format!("cannot start `{}`: {e}{hint}", args[0]))
         })?;
         let pgid = child.id() as i32;
         running().push((pgid, dir.clone()));
@@ -366,15 +372,17 @@ impl ServerProcess {
         };
         if stopping {
             // Dropped: killed, its folder removed.
-            return Err("the run is stopping (interrupted)".into());
+            return Err(TargetError::Other(
+                "the run is stopping (interrupted)".into(),
+            ));
         }
         let started = Instant::now();
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {
                 let tail = log_tail(&server.log, 8);
-                return Err(format!(
+                return Err(TargetError::ExitedEarly(format!(
                     "the server exited early ({status}); last log lines: {tail}"
-                ));
+                )));
             }
             let (ports, path, body) = (
                 endpoint_ports.clone(),
@@ -396,10 +404,10 @@ impl ServerProcess {
             }
             if started.elapsed() > spec.start_timeout {
                 let tail = log_tail(&server.log, 8);
-                return Err(format!(
+                return Err(TargetError::NeverReady(format!(
                     "the server was not ready after {} s; last log lines: {tail}",
                     spec.start_timeout.as_secs()
-                ));
+                )));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

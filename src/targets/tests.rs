@@ -25,7 +25,7 @@ fn selection_accepts_lists_and_patterns_and_names_the_known_ones() {
     let s = t.select(&["embedded-*".into()]).unwrap();
     // One target per fault, and the two-node `embedded-cluster`.
     assert_eq!(s.len(), Fault::ALL.len() + 1);
-    let err = t.select(&["nope".into()]).unwrap_err();
+    let err = t.select(&["nope".into()]).unwrap_err().to_string();
     assert!(err.contains("unknown target `nope`"), "{err}");
     assert!(err.contains("embedded-racy"), "{err}");
 }
@@ -41,16 +41,21 @@ fn nodes_and_endpoints_are_checked() {
     };
     let t = parse("kind = \"embedded\"\nnodes = 3\n").unwrap();
     assert_eq!(t.targets[0].nodes, 3);
-    let err = parse("kind = \"embedded\"\nnodes = 0\n").unwrap_err();
+    let err = parse("kind = \"embedded\"\nnodes = 0\n")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("`nodes = 0`: expected 1 to 8"), "{err}");
-    let err = parse("kind = \"process\"\ncommand = [\"x\"]\nnodes = 2\n").unwrap_err();
+    let err = parse("kind = \"process\"\ncommand = [\"x\"]\nnodes = 2\n")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("`nodes` does not apply"), "{err}");
     let t = parse("kind = \"endpoint\"\nendpoints = [\"http://a:1\", \"http://b:2\"]\n").unwrap();
     let e = t.targets[0].endpoint.as_ref().unwrap();
     assert_eq!(e.url.as_deref(), Some("http://a:1"));
     assert_eq!(e.more_urls, vec!["http://b:2".to_owned()]);
     let err = parse("kind = \"endpoint\"\nurl = \"http://a:1\"\nendpoints = [\"http://b:2\"]\n")
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not both"), "{err}");
 }
 
@@ -69,13 +74,21 @@ fn process_ports_and_endpoints_are_checked() {
     assert_eq!(p.endpoints, vec!["http://127.0.0.1:{port}".to_owned()]);
     let t = parse("command = [\"s\", \"{port1}\"]\nports = 2\nendpoints = [\"http://127.0.0.1:{port}\", \"http://127.0.0.1:{port1}\"]\n").unwrap();
     assert_eq!(t.targets[0].process.as_ref().unwrap().endpoints.len(), 2);
-    let err = parse("command = [\"s\", \"{port2}\"]\nports = 2\n").unwrap_err();
+    let err = parse("command = [\"s\", \"{port2}\"]\nports = 2\n")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("`{port2}` needs `ports = 3` or more"), "{err}");
-    let err = parse("command = [\"s\"]\nready_file = \"{dir}/{port1}\"\n").unwrap_err();
+    let err = parse("command = [\"s\"]\nready_file = \"{dir}/{port1}\"\n")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("`{port1}` needs `ports = 2`"), "{err}");
-    let err = parse("command = [\"s\"]\nports = 0\n").unwrap_err();
+    let err = parse("command = [\"s\"]\nports = 0\n")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("`ports = 0`: expected 1 to 16"), "{err}");
-    let err = parse("command = [\"s\"]\nendpoints = []\n").unwrap_err();
+    let err = parse("command = [\"s\"]\nendpoints = []\n")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("`endpoints` is empty"), "{err}");
     assert_eq!(
         port_placeholders("a{port}b{port12}c{portx}{port"),
@@ -90,7 +103,8 @@ fn an_unknown_fault_is_reported_with_its_place() {
         "[[target]]\nname = \"x\"\nkind = \"embedded\"\nfaults = [\"slow\"]\n",
         Path::new("."),
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(err.starts_with("t.toml:4:"), "{err}");
     assert!(err.contains("unknown fault `slow`"), "{err}");
 }
@@ -102,7 +116,9 @@ fn an_unknown_field_is_refused_at_every_level_with_its_place() {
         (format!("colour = 1\n{entry}"), 1),
         (format!("{entry}colour = 1\n"), 4),
     ] {
-        let err = Targets::parse("t.toml", &text, Path::new(".")).unwrap_err();
+        let err = Targets::parse("t.toml", &text, Path::new("."))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown field `colour`"), "{err}");
         assert!(err.starts_with(&format!("t.toml:{line}:")), "{err}");
     }
@@ -115,7 +131,8 @@ fn an_unknown_kind_says_which_kinds_exist() {
         "[[target]]\nname = \"x\"\nkind = \"ftp\"\n",
         Path::new("."),
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(err.starts_with("t.toml:3:"), "{err}");
     assert!(err.contains("embedded") && err.contains("process"), "{err}");
 }
@@ -127,7 +144,8 @@ fn fields_of_another_kind_are_refused() {
         "[[target]]\nname = \"x\"\nkind = \"embedded\"\ncommand = [\"x\"]\n",
         Path::new("."),
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(
         err.contains("`command` does not apply to kind = \"embedded\""),
         "{err}"
@@ -137,7 +155,7 @@ fn fields_of_another_kind_are_refused() {
         "[[target]]\nname = \"x\"\nkind = \"endpoint\"\nurl = \"http://h\"\naccess_key_env = \"A\"\n",
         Path::new("."),
     )
-    .unwrap_err();
+    .unwrap_err().to_string();
     assert!(
         err.contains("both `access_key_env` and `secret_key_env`"),
         "{err}"
@@ -169,7 +187,9 @@ fn max_concurrency_is_any_kind_s_and_bounded() {
     let t = parse("kind = \"endpoint\"\nurl = \"http://a:1\"\n").unwrap();
     assert_eq!(t.targets[0].max_concurrency, None);
     for n in [0, 257] {
-        let err = parse(&format!("kind = \"embedded\"\nmax_concurrency = {n}\n")).unwrap_err();
+        let err = parse(&format!("kind = \"embedded\"\nmax_concurrency = {n}\n"))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains(&format!("`max_concurrency = {n}`: expected 1 to 256")),
             "{err}"
@@ -233,6 +253,7 @@ fn a_family_is_checked() {
             Path::new("/r"),
         )
         .unwrap_err()
+        .to_string()
     };
     let err = parse("install = \"scripts/install-servers s@{release}\"\n");
     assert!(
@@ -298,7 +319,9 @@ fn process_and_container_targets_need_both_keys_when_the_file_is_read() {
     ] {
         for keys in ["", "access_key = \"a\"\n", "secret_key = \"b\"\n"] {
             let text = format!("[[target]]\nname = \"x\"\nkind = \"{kind}\"\n{body}{keys}");
-            let err = Targets::parse("t.toml", &text, Path::new(".")).unwrap_err();
+            let err = Targets::parse("t.toml", &text, Path::new("."))
+                .unwrap_err()
+                .to_string();
             assert!(
                 err.contains(&format!(
                     "a {kind} target needs `access_key` and `secret_key`"

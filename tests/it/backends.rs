@@ -24,13 +24,11 @@ async fn check_backend(backend: &str) {
     let spec = targets.select(&[backend.to_owned()]).unwrap();
     let session = Session::start(spec, |_| true, &|_| {}).await;
     if let Some(e) = session.not_started(backend) {
-        let e = e.to_owned();
+        let e = e.clone();
         session.stop(&|_| {}).await;
-        if std::env::var("CI").as_deref() != Ok("true")
-            && ["not installed", "Docker engine", "scripts/build-images"]
-                .iter()
-                .any(|w| e.contains(w))
-        {
+        // Outside CI, a server this machine lacks (its program, a Docker
+        // engine, its image) is skipped; one that is there and fails is not.
+        if std::env::var("CI").as_deref() != Ok("true") && e.is_missing_here() {
             eprintln!("skipping {backend}: {e}");
             return;
         }

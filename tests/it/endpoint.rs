@@ -25,6 +25,11 @@ async fn unset_credential_variables_are_named() {
         "url = \"http://127.0.0.1:9\"\naccess_key_env = \"CONDWRITE_TEST_UNSET_AK\"\nsecret_key_env = \"CONDWRITE_TEST_UNSET_SK\"",
     );
     let err = LiveTarget::start(&s).await.unwrap_err();
+    assert!(
+        matches!(err, condwrite::targets::TargetError::MissingCredentials(_)),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(err.contains("$CONDWRITE_TEST_UNSET_AK"), "{err}");
     assert!(err.contains("not set"), "{err}");
 }

@@ -40,6 +40,11 @@ fn assert_baselines(catalog: &Catalog, cells: &[condwrite::report::CellResult]) 
 async fn a_missing_program_says_how_to_install_it() {
     let s = spec("command = [\"/nonexistent/bin/server\", \"{port}\"]\ninstall = \"scripts/install-servers t\"");
     let err = LiveTarget::start(&s).await.unwrap_err();
+    assert!(
+        matches!(err, condwrite::targets::TargetError::NotInstalled(_)),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(err.contains("not installed"), "{err}");
     assert!(err.contains("scripts/install-servers t"), "{err}");
 }
@@ -49,6 +54,11 @@ async fn a_server_that_exits_early_is_reported_with_its_last_log_lines() {
     let s =
         spec("command = [\"sh\", \"-c\", \"echo starting; echo boom: bad config >&2; exit 3\"]");
     let err = LiveTarget::start(&s).await.unwrap_err();
+    assert!(
+        matches!(err, condwrite::targets::TargetError::ExitedEarly(_)),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(err.contains("exited early"), "{err}");
     assert!(err.contains("boom: bad config"), "{err}");
 }
@@ -58,6 +68,11 @@ async fn a_server_that_never_gets_ready_times_out() {
     let s = spec("command = [\"sleep\", \"30\"]\nstart_timeout_s = 1");
     let started = Instant::now();
     let err = LiveTarget::start(&s).await.unwrap_err();
+    assert!(
+        matches!(err, condwrite::targets::TargetError::NeverReady(_)),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(err.contains("not ready after 1 s"), "{err}");
     assert!(
         started.elapsed() < Duration::from_secs(10),
@@ -210,7 +225,7 @@ async fn a_ready_file_is_waited_for() {
         "command = [\"{exe}\", \"serve\", \"--port\", \"{{port}}\"]\nready_path = \"/\"\n\
          ready_file = \"{{dir}}/ready\"\nstart_timeout_s = 1"
     ));
-    let err = LiveTarget::start(&never).await.unwrap_err();
+    let err = LiveTarget::start(&never).await.unwrap_err().to_string();
     assert!(err.contains("not ready after 1 s"), "{err}");
     let later = spec(&format!(
         "command = [\"sh\", \"-c\", \"(sleep 1; touch {{dir}}/ready) & exec {exe} serve --port {{port}}\"]\n\
