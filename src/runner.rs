@@ -64,7 +64,7 @@ pub struct Finished {
 }
 
 /// Runs `work`; a panic in it becomes an error that says `what` panicked
-/// and with what message.
+/// and with what message (the words of the target's or cell's `error`).
 async fn caught<T>(what: &str, work: impl std::future::Future<Output = T>) -> Result<T, String> {
     use futures::FutureExt;
     std::panic::AssertUnwindSafe(work)

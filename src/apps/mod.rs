@@ -113,6 +113,8 @@ fn fitness_of(outcome: &str) -> Option<Fitness> {
     })
 }
 
+/// Runs one application check; the error (it could not be started, it
+/// printed no result) is the reason of an `unknown` observation, in words.
 async fn run_check(
     root: &Path,
     profile: &str,
@@ -194,7 +196,8 @@ async fn run_check(
 }
 
 /// Runs `cmd` to its end or to [`DEADLINE`] (then kills its process
-/// group): its exit status, stdout and stderr.
+/// group): its exit status, stdout and stderr; the error says why it could
+/// not be run, for [`run_check`]'s message.
 fn run_bounded(mut cmd: Command, work: &Path) -> Result<(String, String, String), String> {
     let mut child = cmd
         .spawn()

@@ -130,6 +130,8 @@ impl Template {
 
     /// The text with every reference replaced by `lookup(name)`;
     /// `${name.opaque}` is the ETag without quotes (and weak prefix).
+    /// The error is the reason of the step's `error` cell, in words: the
+    /// engine shows it and decides nothing on it.
     pub fn render(&self, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
         let mut out = String::new();
         let mut rest = self.0.as_str();

@@ -157,14 +157,14 @@ pub(super) fn print_comparison(cmp: &Comparison) {
 }
 
 /// Writes `text` to `path`; the error is one line for the user.
-pub(super) fn write_file(path: &Path, text: &str) -> Result<(), String> {
-    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+pub(super) fn write_file(path: &Path, text: &str) -> Result<(), Usage> {
+    std::fs::write(path, text).map_err(|e| Usage(format!("cannot write {}: {e}", path.display())))
 }
 
 /// Writes the report as JSON to `path`, when one was asked for.
 pub(super) fn write_json(path: Option<&Path>, report: &Report) -> Result<(), Usage> {
     match path {
-        Some(path) => Ok(write_file(path, &(report.to_json() + "\n"))?),
+        Some(path) => write_file(path, &(report.to_json() + "\n")),
         None => Ok(()),
     }
 }

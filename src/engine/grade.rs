@@ -114,6 +114,18 @@ impl Reason {
     }
 }
 
+/// Why a request brought no answer to grade, in words (the store's
+/// [`crate::store::StoreError`] message): a graded request is its outcome
+/// or this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoAnswer(pub String);
+
+impl std::fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// How a write was answered.
 #[derive(Debug)]
 pub(crate) enum Answer<'a> {
@@ -127,7 +139,7 @@ pub(crate) enum Answer<'a> {
 }
 
 impl<'a> Answer<'a> {
-    pub(crate) fn of(answer: &'a Result<Outcome, String>) -> Self {
+    pub(crate) fn of(answer: &'a Result<Outcome, NoAnswer>) -> Self {
         match answer {
             Ok(o) if o.is_success() => Answer::Acknowledged(o),
             Ok(o) if o.status >= 500 && o.status != 501 => {
@@ -228,7 +240,7 @@ pub(crate) struct RequestCheck<'a> {
     pub expect: &'a Expect,
     /// The version the answer's ETag must name.
     pub want_etag: Option<&'a ETag>,
-    pub answer: &'a Result<Outcome, String>,
+    pub answer: &'a Result<Outcome, NoAnswer>,
     pub before: &'a State,
     pub after: &'a After,
 }
@@ -489,7 +501,7 @@ const SERVER_ERRORS: [&str; 3] = ["InternalError", "ServiceUnavailable", "SlowDo
 pub(crate) fn grade_delete_objects(
     objects: &[BatchObject],
     sent: &[(String, Option<String>)],
-    answer: &Result<Outcome, String>,
+    answer: &Result<Outcome, NoAnswer>,
     before: &[State],
     after: &[Settled],
 ) -> Graded {

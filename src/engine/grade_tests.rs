@@ -1,6 +1,7 @@
 //! Unit tests of the graders: every branch of every grader, each with the
 //! reason it gives.
 
+use super::NoAnswer;
 use super::*;
 use crate::model::BatchItem;
 use bytes::Bytes;
@@ -27,7 +28,7 @@ fn grade(
     action: Action,
     new: Option<&Expected>,
     expect: &Expect,
-    answer: Result<Outcome, String>,
+    answer: Result<Outcome, NoAnswer>,
     before: &State,
     after: After,
 ) -> Graded {
@@ -220,7 +221,7 @@ fn an_unanswered_write_aws_accepts_is_an_error_whether_it_landed_or_not() {
             Action::Put,
             Some(&body("new")),
             &ok200(),
-            Err("timeout".into()),
+            Err(NoAnswer("timeout".into())),
             &State::Absent,
             After::at_once(after),
         );
@@ -245,7 +246,7 @@ fn an_unanswered_write_aws_accepts_is_an_error_whether_it_landed_or_not() {
         Action::Put,
         Some(&body("new")),
         &ok200(),
-        Err("reset".into()),
+        Err(NoAnswer("reset".into())),
         &State::Absent,
         After::at_once(present("garbage", "\"g\"")),
     );
@@ -406,7 +407,9 @@ fn an_unanswered_write_aws_refuses_is_unsafe_only_if_it_changed_the_object() {
         Action::Put,
         Some(&body("new")),
         &refused412(),
-        Err("connection closed before message completed".into()),
+        Err(NoAnswer(
+            "connection closed before message completed".into(),
+        )),
         &present("old", "\"a\""),
         After::at_once(present("new", "\"b\"")),
     );
@@ -415,7 +418,9 @@ fn an_unanswered_write_aws_refuses_is_unsafe_only_if_it_changed_the_object() {
         Action::Put,
         Some(&body("new")),
         &refused412(),
-        Err("connection closed before message completed".into()),
+        Err(NoAnswer(
+            "connection closed before message completed".into(),
+        )),
         &present("old", "\"a\""),
         After::at_once(present("old", "\"a\"")),
     );
@@ -442,7 +447,7 @@ fn reads_are_graded_on_status_etag_and_nothing_changed() {
     let mut expect = Expect::new(304, None);
     expect.etag = Some(crate::catalog::Template("${v}".into()));
     let want = ETag::new("\"a\"");
-    let read = |answer: Result<Outcome, String>, after: State| {
+    let read = |answer: Result<Outcome, NoAnswer>, after: State| {
         grade_request(&RequestCheck {
             action: Action::Get,
             new: None,
@@ -486,7 +491,7 @@ fn reads_are_graded_on_status_etag_and_nothing_changed() {
         "server error",
     );
     assert_graded(
-        &read(Err("timeout".into()), x()),
+        &read(Err(NoAnswer("timeout".into())), x()),
         Verdict::Error,
         "no answer: timeout",
     );
@@ -529,7 +534,7 @@ fn item(key: &str, error: Option<&str>) -> BatchItem {
     }
 }
 
-fn listed(items: Vec<BatchItem>) -> Result<Outcome, String> {
+fn listed(items: Vec<BatchItem>) -> Result<Outcome, NoAnswer> {
     let mut o = out(200, None, None);
     o.items = items;
     Ok(o)
@@ -642,7 +647,7 @@ fn a_delete_objects_refused_or_unanswered_is_judged_by_the_objects_alone() {
     let g = grade_delete_objects(&objects, &sent, &refused, &before, &kept);
     assert_graded(&g, Verdict::Unsupported, "Actual: 400 MissingContentMD5");
     assert!(!g.reason.contains("listed as"), "{}", g.reason);
-    let lost: Result<Outcome, String> = Err("timeout".into());
+    let lost: Result<Outcome, NoAnswer> = Err(NoAnswer("timeout".into()));
     let g = grade_delete_objects(&objects, &sent, &lost, &before, &kept);
     assert_graded(
         &g,
@@ -683,7 +688,10 @@ fn answers_are_acknowledged_refused_or_unknown() {
         Answer::of(&Ok(out(503, None, None))),
         Answer::Unknown(_)
     ));
-    assert!(matches!(Answer::of(&Err("x".into())), Answer::Unknown(_)));
+    assert!(matches!(
+        Answer::of(&Err(NoAnswer("x".into()))),
+        Answer::Unknown(_)
+    ));
 }
 
 #[test]

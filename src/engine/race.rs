@@ -9,6 +9,7 @@
 //! to have won and nothing changed, but some answers were lost, cannot be
 //! judged: it is an `error` that says how many went unanswered.
 
+use super::grade::NoAnswer;
 use std::collections::HashMap;
 
 use bytes::Bytes;
@@ -30,7 +31,7 @@ pub(crate) struct RoundSeen {
     pub round: u32,
     pub base: State,
     /// Each racer's body and answer (`Err`: no answer came).
-    pub results: Vec<(String, Result<Outcome, String>)>,
+    pub results: Vec<(String, Result<Outcome, NoAnswer>)>,
     /// The object read back after the round.
     pub after: Settled,
     /// How close together the racers' requests completed.
@@ -49,7 +50,7 @@ struct Ready {
 
 /// What a round's racers got.
 struct Sent {
-    results: Vec<(String, Result<Outcome, String>)>,
+    results: Vec<(String, Result<Outcome, NoAnswer>)>,
     spread: Spread,
     gate_gave_up: bool,
 }
@@ -227,7 +228,7 @@ async fn send_round(stores: &[Store], ready: &Ready, racers: u32) -> Result<Sent
             .into_iter()
             .map(|r| {
                 let body = String::from_utf8_lossy(&r.body).into_owned();
-                (body, r.answer.map_err(|e| e.message))
+                (body, r.answer.map_err(|e| NoAnswer(e.message)))
             })
             .collect(),
         spread: round.spread,
@@ -483,7 +484,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, a)| {
-                let res = a.map(out).ok_or_else(|| "timeout".to_owned());
+                let res = a.map(out).ok_or_else(|| NoAnswer("timeout".to_owned()));
                 (format!("racer {i}"), res)
             })
             .collect();

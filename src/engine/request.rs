@@ -2,6 +2,7 @@
 //! steps), one DeleteObjects, and the ABA property: sent, read back until
 //! the store agrees with what was acknowledged, and graded.
 
+use super::grade::NoAnswer;
 use std::collections::HashMap;
 
 use bytes::Bytes;
@@ -26,7 +27,7 @@ impl Run<'_> {
         body: Option<&str>,
         source: Option<&str>,
         pre: &Precondition,
-    ) -> Result<Result<Outcome, String>, Abort> {
+    ) -> Result<Result<Outcome, NoAnswer>, Abort> {
         let upload_id = || {
             self.uploads
                 .get(key)
@@ -85,7 +86,7 @@ impl Run<'_> {
                     // It may have started an upload: found by listing.
                     self.unreadable_upload = true;
                 }
-                return Ok(Err(e.message));
+                return Ok(Err(NoAnswer(e.message)));
             }
         };
         if action == Action::CreateUpload && out.is_success() {
@@ -175,7 +176,7 @@ impl Run<'_> {
     async fn after_write(
         &mut self,
         key: &str,
-        answer: &Result<Outcome, String>,
+        answer: &Result<Outcome, NoAnswer>,
         new: Option<&Expected>,
         before: &State,
     ) -> Result<After, Abort> {
@@ -293,7 +294,7 @@ impl Run<'_> {
         &mut self,
         r: &Request<'_>,
         pre: &Precondition,
-    ) -> Result<Result<Outcome, String>, Abort> {
+    ) -> Result<Result<Outcome, NoAnswer>, Abort> {
         let new = self.new_state(r.action, r.key, r.body, r.source).await?;
         let out = self.send(r.action, r.key, r.body, r.source, pre).await?;
         match &out {
@@ -329,7 +330,7 @@ impl Run<'_> {
         &mut self,
         r: &Request<'_>,
         precondition: impl FnOnce(&Self, Option<&State>) -> Result<Precondition, Abort>,
-    ) -> Result<(Result<Outcome, String>, Graded), Abort> {
+    ) -> Result<(Result<Outcome, NoAnswer>, Graded), Abort> {
         let before = self.read_expected(r.key).await?;
         let new = self.new_state(r.action, r.key, r.body, r.source).await?;
         let pre = precondition(self, Some(&before))?;
@@ -379,7 +380,7 @@ impl Run<'_> {
                 self.evidence.push(out.clone());
                 Ok(out)
             }
-            Err(e) => Err(e.message),
+            Err(e) => Err(NoAnswer(e.message)),
         };
         let mut after = Vec::new();
         for (key, _) in &sent {

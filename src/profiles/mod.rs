@@ -79,7 +79,9 @@ pub struct AnswerPattern {
 }
 
 impl AnswerPattern {
-    /// Parses `412`, `412 PreconditionFailed` or `PreconditionFailed`.
+    /// Parses `412`, `412 PreconditionFailed` or `PreconditionFailed`. The
+    /// error is a message the profile parser places in its file
+    /// ([`FileError`]).
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut words = text.split_whitespace();
         let (first, second) = (words.next(), words.next());

@@ -45,7 +45,7 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell as TableCell, ContentArrangement, Table};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Answered, Outcome, Verdict};
+use crate::model::{Answered, FileError, Outcome, Verdict};
 
 /// The verdict of one target × scenario cell, with what decided it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -233,16 +233,17 @@ impl Comparison {
 
 impl Report {
     /// Reads a report written by `--json`; the error names the file.
-    pub fn load(path: &std::path::Path) -> Result<Self, String> {
+    pub fn load(path: &std::path::Path) -> Result<Self, FileError> {
+        let file = path.display().to_string();
         let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| {
-            format!(
-                "{}:{}:{}: not a condwrite result: {e} (expected the JSON `condwrite --json` writes)",
-                path.display(),
-                e.line(),
-                e.column()
-            )
+            .map_err(|e| FileError::whole(&file, format!("cannot read: {e}")))?;
+        serde_json::from_str(&text).map_err(|e| FileError {
+            file,
+            line: e.line(),
+            col: e.column(),
+            message: format!(
+                "not a condwrite result: {e} (expected the JSON `condwrite --json` writes)"
+            ),
         })
     }
 

@@ -327,7 +327,8 @@ pub struct Round {
 /// keeps in the pool) a connection, so that the writes leave together
 /// instead of queueing on connects; all wait for each other; then each
 /// holds its last byte at one gate until all are there. `Err` when a racer
-/// task failed.
+/// task failed (it panicked or was cancelled): the panic's words, which the
+/// race only reports as its `error`.
 pub async fn race_round(
     stores: &[Store],
     key: &str,

@@ -61,6 +61,12 @@ pub struct StoreError {
     pub failure: Failure,
 }
 
+/// Settings no client can be built from (a CA certificate that is not
+/// PEM, say), in words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ClientError(pub String);
+
 /// What happened to a request that did not bring the answer its caller
 /// wanted: what code decides on (the message beside it is for people).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,7 +254,7 @@ impl fmt::Debug for Store {
 }
 
 /// Builds the SDK client for the given settings.
-fn client(settings: &ClientSettings) -> Result<Client, String> {
+fn client(settings: &ClientSettings) -> Result<Client, ClientError> {
     let credentials = Credentials::new(
         settings.access_key.clone(),
         settings.secret_key.clone(),
@@ -287,7 +293,7 @@ fn client(settings: &ClientSettings) -> Result<Client, String> {
                     .with_pem_certificate(pem.clone()),
             )
             .build()
-            .map_err(|e| format!("the CA certificate cannot be used: {e}"))?;
+            .map_err(|e| ClientError(format!("the CA certificate cannot be used: {e}")))?;
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(
                 tls::rustls_provider::CryptoMode::AwsLc,
@@ -394,7 +400,10 @@ impl Store {
     /// A client for `bucket` on the endpoint `settings` names; an error for
     /// settings no client can be built from (a CA certificate that is not
     /// PEM, say).
-    pub fn try_new(settings: &ClientSettings, bucket: impl Into<String>) -> Result<Self, String> {
+    pub fn try_new(
+        settings: &ClientSettings,
+        bucket: impl Into<String>,
+    ) -> Result<Self, ClientError> {
         Ok(Self {
             client: client(settings)?,
             bucket: bucket.into(),
