@@ -10,6 +10,11 @@ use std::fmt;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+/// The answer header in which the reference server says when it had a PUT's
+/// whole body: microseconds since the server started (the race reads it to
+/// say how close together its racers' writes arrived).
+pub const RECEIVED_HEADER: &str = "x-condwrite-received-us";
+
 /// An entity tag exactly as the server sent it (normally quoted: `"abc…"`).
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]

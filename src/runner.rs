@@ -16,7 +16,7 @@ use futures::StreamExt;
 use crate::catalog::{Catalog, Scenario};
 use crate::engine;
 use crate::model::Verdict;
-use crate::report::{CellResult, Report, ScenarioInfo};
+use crate::report::{strip_userinfo, CellResult, Report, ScenarioInfo, TargetInfo};
 use crate::store::{Failure, Health, RequestError};
 use crate::targets::{self, fresh_name, Kind, LiveTarget, TargetError, TargetSpec};
 
@@ -47,7 +47,7 @@ pub enum Event {
 pub struct Session {
     specs: Vec<TargetSpec>,
     /// The targets the run needs; each slot is set when its start ends.
-    live: Vec<(String, SetOnce<Result<LiveTarget, TargetError>>)>,
+    live: Vec<(String, SetOnce<Result<Started, TargetError>>)>,
     /// Targets whose scenarios may only run so many at a time.
     limits: Vec<(String, Arc<tokio::sync::Semaphore>)>,
     prefix: String,
@@ -61,6 +61,74 @@ pub struct Finished {
     run_at: Option<String>,
     /// Whether cleaning up some target failed.
     pub cleanup_failed: bool,
+}
+
+/// A target as the runner holds it once started: the target, and how far
+/// its reads lag its writes (measured as it starts, raised whenever a
+/// scenario sees a longer lag). The runner is where targets and the engine
+/// meet: it gives the engine its view of the target.
+pub struct Started {
+    /// The target.
+    pub live: LiveTarget,
+    read_lag: engine::ReadLag,
+}
+
+impl Started {
+    /// Starts the target and measures how far its reads lag.
+    pub async fn start(spec: &TargetSpec) -> Result<Self, TargetError> {
+        let live = LiveTarget::start(spec).await?;
+        let read_lag = engine::ReadLag::default();
+        engine::measure_read_lag(live.store(), live.prefix(), &read_lag).await;
+        Ok(Started { live, read_lag })
+    }
+
+    /// What the engine runs a scenario on: the run's bucket through every
+    /// endpoint, whether scenarios may make buckets of their own, the lag.
+    pub fn site(&self) -> engine::Site<'_> {
+        engine::Site {
+            store: self.live.store(),
+            peers: self.live.peers(),
+            may_create_buckets: self.live.owns_bucket(),
+            read_lag: &self.read_lag,
+        }
+    }
+
+    /// The longest the target's reads were seen to lag its writes, so far.
+    pub fn read_lag(&self) -> std::time::Duration {
+        self.read_lag.get()
+    }
+
+    /// Stops the target (see [`LiveTarget::stop`]).
+    pub async fn stop(self) -> Result<Option<String>, TargetError> {
+        self.live.stop().await
+    }
+}
+
+/// A target as a report describes it; `endpoint` is the URL the run talked
+/// to, when it started (credentials in a URL are dropped).
+pub fn target_info(spec: &TargetSpec, endpoint: Option<&str>) -> TargetInfo {
+    let version = match spec.kind {
+        Kind::Embedded => Some(format!("condwrite {}", env!("CARGO_PKG_VERSION"))),
+        Kind::Container => spec
+            .container
+            .as_ref()
+            .map(|c| format!("{}:{}", c.image, c.tag)),
+        _ => None,
+    };
+    let configured = spec.endpoint.as_ref().and_then(|e| e.url.clone());
+    TargetInfo {
+        name: spec.name.clone(),
+        kind: spec.kind.to_string(),
+        description: spec.description.clone(),
+        version: spec.version.clone().or(version),
+        endpoint: endpoint
+            .map(str::to_owned)
+            .or(configured)
+            .map(|u| strip_userinfo(&u)),
+        region: Some(spec.client.region.clone()),
+        family: spec.family.clone(),
+        release: spec.release.clone(),
+    }
 }
 
 /// Runs `work`; a panic in it becomes an error that says `what` panicked
@@ -134,7 +202,7 @@ impl Session {
     /// as soon as it has started. Must run on a tokio runtime that outlives
     /// the session, and only once.
     pub async fn start_all(&self, on: &(dyn Fn(Event) + Sync)) {
-        self.start_all_with(on, |spec| Box::pin(LiveTarget::start(spec)))
+        self.start_all_with(on, |spec| Box::pin(Started::start(spec)))
             .await;
     }
 
@@ -145,9 +213,7 @@ impl Session {
     async fn start_all_with<'s>(
         &'s self,
         on: &(dyn Fn(Event) + Sync),
-        start: impl Fn(
-            &'s TargetSpec,
-        ) -> futures::future::BoxFuture<'s, Result<LiveTarget, TargetError>>,
+        start: impl Fn(&'s TargetSpec) -> futures::future::BoxFuture<'s, Result<Started, TargetError>>,
     ) {
         let needed: Vec<(&TargetSpec, &SetOnce<_>)> = self
             .live
@@ -210,7 +276,7 @@ impl Session {
     }
 
     /// The target's slot, if the session has it.
-    fn slot(&self, target: &str) -> Option<&SetOnce<Result<LiveTarget, TargetError>>> {
+    fn slot(&self, target: &str) -> Option<&SetOnce<Result<Started, TargetError>>> {
         self.live
             .iter()
             .find(|(n, _)| n == target)
@@ -225,7 +291,7 @@ impl Session {
                 slot.get()?
                     .as_ref()
                     .ok()
-                    .map(|l| (n.clone(), l.store().health().clone()))
+                    .map(|l| (n.clone(), l.live.store().health().clone()))
             })
             .collect()
     }
@@ -266,10 +332,13 @@ impl Session {
             None => None,
         };
         Some(match live {
-            Ok(live) => {
-                let prefix = format!("{}{}{}/", live.prefix(), self.prefix, scenario.id);
-                let j = match caught("the scenario", engine::run(&live.site(), scenario, &prefix))
-                    .await
+            Ok(started) => {
+                let prefix = format!("{}{}{}/", started.live.prefix(), self.prefix, scenario.id);
+                let j = match caught(
+                    "the scenario",
+                    engine::run(&started.site(), scenario, &prefix),
+                )
+                .await
                 {
                     Ok(j) => j,
                     Err(why) => engine::Judgement {
@@ -316,14 +385,14 @@ impl Session {
 
     /// The started target `target`, for tests that look inside.
     pub fn live(&self, target: &str) -> Option<&LiveTarget> {
-        self.slot(target)?.get()?.as_ref().ok()
+        self.slot(target)?.get()?.as_ref().ok().map(|s| &s.live)
     }
 
     /// Every target of the session that started, in order.
     pub fn started(&self) -> Vec<&LiveTarget> {
         self.live
             .iter()
-            .filter_map(|(_, slot)| slot.get()?.as_ref().ok())
+            .filter_map(|(_, slot)| slot.get()?.as_ref().ok().map(|s| &s.live))
             .collect()
     }
 
@@ -337,7 +406,7 @@ impl Session {
                 slot.get()?
                     .as_ref()
                     .ok()
-                    .map(|l| (n.clone(), l.settings.endpoint_url.clone()))
+                    .map(|l| (n.clone(), l.live.settings.endpoint_url.clone()))
             })
             .collect();
         // Every target stops at once, as they started.
@@ -399,12 +468,13 @@ impl Finished {
                 .iter()
                 .map(|t| {
                     let url = self.endpoints.iter().find(|(n, _)| *n == t.name);
-                    t.info(url.map(|(_, u)| u.as_str()))
+                    target_info(t, url.map(|(_, u)| u.as_str()))
                 })
                 .collect(),
             results,
             bench: Vec::new(),
             observed: Vec::new(),
+            applications: Vec::new(),
         }
     }
 }

@@ -14,6 +14,7 @@ use super::output::{
 };
 use super::{load_catalog, select_targets, Cli};
 use crate::catalog::Scenario;
+use crate::profiles::Profiles;
 use crate::report::{CellResult, Report, RunStatus};
 use crate::runner::{Event, Session};
 use crate::targets::TargetSpec;
@@ -26,11 +27,14 @@ struct Plan {
     selected: Vec<TargetSpec>,
     needed: Vec<String>,
     baseline: Option<Report>,
+    /// The application profiles the report rolls the cells up into.
+    profiles: Profiles,
 }
 
 /// Reads and checks the run's input; bad input is exit 2 with one line.
 fn plan(cli: &Cli) -> Result<Plan, Usage> {
     let catalog = load_catalog(cli.suites.as_deref())?;
+    let profiles = Profiles::shipped()?;
     // Read the baseline before anything starts: a bad path is bad input.
     let baseline = cli.baseline.as_deref().map(Report::load).transpose()?;
     let mut selected = select_targets(
@@ -66,6 +70,7 @@ fn plan(cli: &Cli) -> Result<Plan, Usage> {
         selected,
         needed,
         baseline,
+        profiles,
     })
 }
 
@@ -168,7 +173,9 @@ pub(super) fn check(runtime: &tokio::runtime::Runtime, mut cli: Cli) -> Result<E
         return Ok(conclusion.exit_code());
     }
     let results = std::mem::take(&mut *results.lock().unwrap_or_else(|e| e.into_inner()));
-    let report = finished.report(&plan.catalog, results);
+    let report = finished
+        .report(&plan.catalog, results)
+        .with_applications(&plan.profiles.all());
     print_report(&report, matrix_to_stderr);
     write_json(cli.json.as_deref(), &report)?;
     let cmp = plan.baseline.as_ref().map(|b| report.compare(b));

@@ -2,6 +2,8 @@
 //! server on its own), `list` (the catalog), `report` (merge and render
 //! saved results) and `targets` (for a CI matrix).
 
+use crate::profiles::Profiles;
+use crate::runner::target_info;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -88,7 +90,7 @@ pub(super) fn report(args: &ReportArgs) -> Result<ExitCode, Usage> {
         runs.push(Report::load(path)?);
     }
     let baseline = args.baseline.as_deref().map(Report::load).transpose()?;
-    let merged = Report::merge(runs);
+    let merged = Report::merge(runs).with_applications(&Profiles::shipped()?.all());
     print_report(&merged, false);
     let writes = [
         (&args.markdown, merged.to_markdown()),
@@ -125,7 +127,7 @@ pub(super) fn list_targets(
         None => targets.targets.clone(),
     };
     if json {
-        let list: Vec<TargetInfo> = selected.iter().map(|t| t.info(None)).collect();
+        let list: Vec<TargetInfo> = selected.iter().map(|t| target_info(t, None)).collect();
         println!(
             "{}",
             serde_json::to_string(&list).expect("target infos serialize")

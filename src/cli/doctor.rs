@@ -79,7 +79,8 @@ pub(super) fn doctor(
         report.observed = observed;
         (report, finished.cleanup_failed)
     });
-    let apps = report.applications(Some(&chosen));
+    let report = report.with_applications(&profiles.all());
+    let apps = report.roll_up(&chosen);
     println!();
     println!("{}", Report::applications_table(&apps, None));
     let why: Vec<_> = apps

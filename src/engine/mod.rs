@@ -24,7 +24,6 @@ mod request;
 mod state;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::catalog::{Conditions, Scenario};
@@ -170,24 +169,6 @@ pub async fn measure_read_lag(store: &Store, prefix: &str, lag: &ReadLag) {
     }
 }
 
-/// The versioned buckets versioning scenarios made and have not removed yet
-/// (an interrupted run removes them).
-fn versioned_buckets() -> std::sync::MutexGuard<'static, Vec<String>> {
-    static OPEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    OPEN.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The versioned buckets made for scenarios in the bucket `of` and not
-/// removed yet.
-pub fn open_versioned_buckets(of: &str) -> Vec<String> {
-    let prefix = format!("{of}-v");
-    versioned_buckets()
-        .iter()
-        .filter(|b| b.starts_with(&prefix))
-        .cloned()
-        .collect()
-}
-
 /// Runs `scenario` on `site` under `prefix` (which must end in `/` and be
 /// unused), then deletes everything under the prefix — and a bucket it
 /// made for a versioning scenario.
@@ -212,11 +193,8 @@ pub async fn run(site: &Site<'_>, scenario: &Scenario, prefix: &str) -> Judgemen
             "needs a bucket of its own with versioning enabled; this target names a bucket to work in".into(),
         );
     }
-    static VERSIONED: AtomicU32 = AtomicU32::new(0);
-    let n = VERSIONED.fetch_add(1, Ordering::SeqCst);
-    let bucket = format!("{}-v{n}", site.store.bucket());
-    let store = site.store.for_bucket(bucket.clone());
-    versioned_buckets().push(bucket.clone());
+    let store = site.store.scenario_bucket();
+    let bucket = store.bucket().to_owned();
     if let Err(e) = store.create_bucket().await {
         return judged(
             Verdict::Error,
@@ -252,10 +230,7 @@ pub async fn run(site: &Site<'_>, scenario: &Scenario, prefix: &str) -> Judgemen
         }
         Err((verdict, reason)) => judged(verdict, reason),
     };
-    let removed = store.delete_bucket().await;
-    if removed.is_ok() {
-        versioned_buckets().retain(|b| *b != bucket);
-    }
+    let removed = store.delete_scenario_bucket().await;
     if let Err(e) = removed {
         judgement
             .reason

@@ -339,6 +339,17 @@ impl Profiles {
         )
     }
 
+    /// The profiles compiled into the binary, checked against the built-in
+    /// catalog: what every report's applications roll-up uses.
+    pub fn shipped() -> Result<Self, FileError> {
+        Self::builtin(&Catalog::builtin()?)
+    }
+
+    /// All of them, in id order, as the roll-up takes them.
+    pub fn all(&self) -> Vec<&Profile> {
+        self.profiles.iter().collect()
+    }
+
     /// Parses `(file name, text)` pairs; ids must be unique.
     pub fn from_files(
         files: impl IntoIterator<Item = (String, String)>,

@@ -9,7 +9,7 @@ use super::checks::{check_if_match, check_read, check_write};
 use super::clock::LastRead;
 use super::faults::RACY_WINDOW;
 use super::Fault;
-use crate::store::gate::RECEIVED_HEADER;
+use crate::model::RECEIVED_HEADER;
 use bytes::Bytes;
 use s3s::dto::Timestamp;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Result};

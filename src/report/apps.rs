@@ -1,35 +1,22 @@
 //! The applications roll-up of a report: for every application profile and
 //! every target with cells of it, whether the application is safe there
-//! (computed from the cells and the profile's tolerances, never stored),
-//! as a terminal table, Markdown and HTML.
+//! (computed from the cells and the profile's tolerances by whoever makes
+//! the report, with the profiles it loaded, and carried in it), as a
+//! terminal table, Markdown and HTML.
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell as TableCell, ContentArrangement, Table};
 
 use super::markdown_text;
 use super::{escape_markup, Report};
-use crate::catalog::Catalog;
-use crate::profiles::{judge, AppVerdict, CellView, Fitness, Profile, Profiles};
+use crate::profiles::{judge, AppVerdict, CellView, Fitness, Profile};
 
 impl Report {
-    /// The roll-up of `profiles` (the built-in ones when `None`) on every
-    /// target that ran at least one of a profile's scenarios, in profile
-    /// and target order.
-    pub fn applications(&self, profiles: Option<&[&Profile]>) -> Vec<AppVerdict> {
-        let builtin;
-        let all: Vec<&Profile> = match profiles {
-            Some(p) => p.to_vec(),
-            None => {
-                builtin = Catalog::builtin()
-                    .ok()
-                    .and_then(|c| Profiles::builtin(&c).ok())
-                    .map(|p| p.profiles)
-                    .unwrap_or_default();
-                builtin.iter().collect()
-            }
-        };
+    /// The roll-up of `profiles` on every target that ran at least one of
+    /// a profile's scenarios, in profile and target order.
+    pub fn roll_up(&self, profiles: &[&Profile]) -> Vec<AppVerdict> {
         let mut out = Vec::new();
-        for p in all {
+        for &p in profiles {
             for t in &self.targets {
                 let ran = p
                     .requirements
@@ -65,6 +52,13 @@ impl Report {
         out
     }
 
+    /// The report with its applications roll-up (of `profiles`), which the
+    /// JSON, Markdown and HTML carry.
+    pub fn with_applications(mut self, profiles: &[&Profile]) -> Self {
+        self.applications = self.roll_up(profiles);
+        self
+    }
+
     /// The applications × targets table for a terminal.
     pub fn applications_table(apps: &[AppVerdict], width: Option<u16>) -> String {
         let (profiles, targets) = axes(apps);
@@ -90,11 +84,11 @@ impl Report {
 
     /// The applications section of the Markdown page ("" when none ran).
     pub(super) fn markdown_applications(&self) -> String {
-        let apps = self.applications(None);
+        let apps = &self.applications;
         if apps.is_empty() {
             return String::new();
         }
-        let (profiles, targets) = axes(&apps);
+        let (profiles, targets) = axes(apps);
         let mut out = String::from(
             "\n## Applications\n\nWhether each application is safe on each store, rolled up from the cells it relies on and the answers it tolerates (`condwrite doctor`; the profiles are in `profiles/`).\n\n| application |",
         );
@@ -107,7 +101,7 @@ impl Report {
         for p in &profiles {
             out.push_str(&format!("| {p} |"));
             for t in &targets {
-                let text = find(&apps, p, t).map_or("-".to_owned(), |a| {
+                let text = find(apps, p, t).map_or("-".to_owned(), |a| {
                     format!("{} {}", mark(a.fitness), a.cell_text())
                 });
                 out.push_str(&format!(" {text} |"));
@@ -137,11 +131,11 @@ impl Report {
 
     /// The applications section of the HTML page ("" when none ran).
     pub(super) fn html_applications(&self) -> String {
-        let apps = self.applications(None);
+        let apps = &self.applications;
         if apps.is_empty() {
             return String::new();
         }
-        let (profiles, targets) = axes(&apps);
+        let (profiles, targets) = axes(apps);
         let mut out = String::from(
             "<h2>Applications</h2>\n<p>Whether each application is safe on each store, rolled up from the cells it relies on and the answers it tolerates.</p>\n<table class=\"apps\"><tr><th>application</th>",
         );
@@ -152,7 +146,7 @@ impl Report {
         for p in &profiles {
             out.push_str(&format!("<tr><th>{}</th>", escape_markup(p)));
             for t in &targets {
-                match find(&apps, p, t) {
+                match find(apps, p, t) {
                     None => out.push_str("<td>-</td>"),
                     Some(a) if a.findings.is_empty() && a.observed.is_none() => out.push_str(
                         &format!("<td class=\"fit-{}\">{}</td>", class(a.fitness), a.fitness),

@@ -271,6 +271,7 @@ mod tests {
             results: vec![cell("a", Verdict::Info), cell("b", Verdict::Deviates)],
             bench: Vec::new(),
             observed: Vec::new(),
+            applications: Vec::new(),
         };
         let html = report.to_html();
         assert!(

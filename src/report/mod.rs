@@ -92,6 +92,10 @@ pub struct Report {
     /// --confirm`), one entry per application and target.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub observed: Vec<crate::profiles::Observed>,
+    /// The applications roll-up of the cells ([`Report::with_applications`]);
+    /// a merge drops it, as it no longer matches the merged cells.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applications: Vec<crate::profiles::AppVerdict>,
 }
 
 /// A scenario as the report names it.
@@ -395,20 +399,7 @@ impl Report {
 
     /// The run as pretty JSON.
     pub fn to_json(&self) -> String {
-        /// The report, and the applications roll-up computed from it (read
-        /// back, the roll-up is ignored and computed again).
-        #[derive(Serialize)]
-        struct WithApplications<'a> {
-            #[serde(flatten)]
-            report: &'a Report,
-            #[serde(skip_serializing_if = "Vec::is_empty")]
-            applications: Vec<crate::profiles::AppVerdict>,
-        }
-        serde_json::to_string_pretty(&WithApplications {
-            report: self,
-            applications: self.applications(None),
-        })
-        .expect("the report model always serializes")
+        serde_json::to_string_pretty(self).expect("the report model always serializes")
     }
 
     /// The scenarios × targets matrix, a verdict per cell (`-` for a cell

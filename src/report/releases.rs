@@ -304,6 +304,7 @@ mod tests {
                 .collect(),
             bench: Vec::new(),
             observed: Vec::new(),
+            applications: Vec::new(),
         }
     }
 

@@ -32,6 +32,7 @@ fn report() -> Report {
         ],
         bench: Vec::new(),
         observed: Vec::new(),
+        applications: Vec::new(),
     }
 }
 

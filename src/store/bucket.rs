@@ -5,7 +5,45 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 
 use super::{answer_of, Failure, RequestError, Store};
 
+/// The buckets scenarios made for themselves (versioning scenarios) and have
+/// not removed yet: an interrupted run removes them.
+fn scenario_buckets() -> std::sync::MutexGuard<'static, Vec<String>> {
+    static OPEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    OPEN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The buckets made for scenarios beside the bucket `of` and not removed
+/// yet.
+pub fn open_scenario_buckets(of: &str) -> Vec<String> {
+    let prefix = format!("{of}-v");
+    scenario_buckets()
+        .iter()
+        .filter(|b| b.starts_with(&prefix))
+        .cloned()
+        .collect()
+}
+
 impl Store {
+    /// A client for a new bucket of a scenario's own beside this one
+    /// (`BUCKET-vN`), registered until [`Store::delete_scenario_bucket`]
+    /// removes it (an interrupted run removes what is still registered).
+    pub fn scenario_bucket(&self) -> Store {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static MADE: AtomicU32 = AtomicU32::new(0);
+        let n = MADE.fetch_add(1, Ordering::SeqCst);
+        let bucket = format!("{}-v{n}", self.bucket);
+        scenario_buckets().push(bucket.clone());
+        self.for_bucket(bucket)
+    }
+
+    /// Deletes a bucket [`Store::scenario_bucket`] made; once it is gone it
+    /// is no longer registered.
+    pub async fn delete_scenario_bucket(&self) -> Result<(), RequestError> {
+        self.delete_bucket().await?;
+        scenario_buckets().retain(|b| *b != self.bucket);
+        Ok(())
+    }
+
     /// Creates the bucket; an already-owned bucket is fine.
     pub async fn create_bucket(&self) -> Result<(), RequestError> {
         let request = self.client.create_bucket().bucket(&self.bucket).send();

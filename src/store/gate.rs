@@ -33,9 +33,7 @@ use http_body::{Body, Frame, SizeHint};
 use super::{Store, StoreError};
 use crate::model::{Outcome, Precondition};
 
-/// The answer header in which the reference server says when it had a PUT's
-/// whole body: microseconds since the server started.
-pub const RECEIVED_HEADER: &str = "x-condwrite-received-us";
+pub use crate::model::RECEIVED_HEADER;
 
 /// Where the racers of one round wait before their last byte.
 #[derive(Debug)]

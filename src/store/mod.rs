@@ -43,6 +43,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{ETag, Operation, Outcome, Precondition};
 
+pub use bucket::open_scenario_buckets;
 pub use health::Health;
 
 /// A request that got no HTTP answer at all: connection refused, timeout,

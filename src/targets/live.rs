@@ -15,7 +15,7 @@ use super::{
     EMBEDDED_SECRET_KEY,
 };
 use crate::reference::{self, RunningServer};
-use crate::store::{ClientSettings, Health, RequestError, Store};
+use crate::store::{open_scenario_buckets, ClientSettings, Health, RequestError, Store};
 
 /// The first request's failure as the target's: a TLS certificate problem
 /// says how to trust the endpoint's CA. The SDK reports a rejected
@@ -52,8 +52,6 @@ pub struct LiveTarget {
     /// The key prefix every scenario works under (inside a given bucket,
     /// unique to the run).
     prefix: String,
-    /// How far the store's reads lag its writes (measured at start).
-    read_lag: crate::engine::ReadLag,
     /// Whether a bucket the target names has versioning on: its clean-up
     /// removes versions and delete markers too.
     bucket_versioned: bool,
@@ -161,7 +159,7 @@ impl Cleanup {
         if let Err(e) = removed {
             problems.push(e);
         }
-        for bucket in crate::engine::open_versioned_buckets(self.store.bucket()) {
+        for bucket in open_scenario_buckets(self.store.bucket()) {
             let store = self.store.for_bucket(bucket);
             let _ = store.abort_uploads("").await;
             if let Err(e) = store.delete_versions("").await {
@@ -366,7 +364,6 @@ impl LiveTarget {
             } else {
                 format!("{}/", fresh_name("condwrite"))
             },
-            read_lag: crate::engine::ReadLag::default(),
             bucket_versioned: false,
             running,
         };
@@ -394,13 +391,7 @@ impl LiveTarget {
         if !live.owns_bucket {
             live.bucket_versioned = live.store.versioning_enabled().await.unwrap_or(false);
         }
-        crate::engine::measure_read_lag(&live.store, &live.prefix, &live.read_lag).await;
         Ok(live)
-    }
-
-    /// The longest the target's reads were seen to lag its writes, so far.
-    pub fn read_lag(&self) -> Duration {
-        self.read_lag.get()
     }
 
     /// A client for the run's bucket.
@@ -408,15 +399,15 @@ impl LiveTarget {
         &self.store
     }
 
-    /// What the engine runs a scenario on: the run's bucket through every
-    /// endpoint, and whether scenarios may make buckets of their own.
-    pub fn site(&self) -> crate::engine::Site<'_> {
-        crate::engine::Site {
-            store: &self.store,
-            peers: &self.peers,
-            may_create_buckets: self.owns_bucket,
-            read_lag: &self.read_lag,
-        }
+    /// Clients of the run's bucket through the target's other endpoints.
+    pub fn peers(&self) -> &[Store] {
+        &self.peers
+    }
+
+    /// Whether the run made its bucket (and so may make others beside it,
+    /// as versioning scenarios do), rather than working in a given one.
+    pub fn owns_bucket(&self) -> bool {
+        self.owns_bucket
     }
 
     /// The prefix every key of this run starts with (empty in a bucket of

@@ -238,35 +238,6 @@ impl Targets {
     }
 }
 
-impl TargetSpec {
-    /// The target as a report describes it; `endpoint` is the URL the run
-    /// talked to, when it started.
-    pub fn info(&self, endpoint: Option<&str>) -> crate::report::TargetInfo {
-        let version = match self.kind {
-            Kind::Embedded => Some(format!("condwrite {}", env!("CARGO_PKG_VERSION"))),
-            Kind::Container => self
-                .container
-                .as_ref()
-                .map(|c| format!("{}:{}", c.image, c.tag)),
-            _ => None,
-        };
-        let configured = self.endpoint.as_ref().and_then(|e| e.url.clone());
-        crate::report::TargetInfo {
-            name: self.name.clone(),
-            kind: self.kind.to_string(),
-            description: self.description.clone(),
-            version: self.version.clone().or(version),
-            endpoint: endpoint
-                .map(str::to_owned)
-                .or(configured)
-                .map(|u| crate::report::strip_userinfo(&u)),
-            region: Some(self.client.region.clone()),
-            family: self.family.clone(),
-            release: self.release.clone(),
-        }
-    }
-}
-
 /// `*` matches any run of characters; everything else matches itself.
 fn glob_match(pattern: &str, name: &str) -> bool {
     if !pattern.contains('*') {

@@ -20,7 +20,7 @@ use condwrite::model::Verdict;
 use condwrite::profiles::{Fitness, Profiles};
 use condwrite::report::CellResult;
 use condwrite::runner;
-use condwrite::targets::{LiveTarget, Targets};
+use condwrite::targets::Targets;
 
 /// The reason of one cell, for the checks of what a reason says.
 fn reason<'a>(cells: &'a [CellResult], target: &str, scenario: &str) -> &'a str {
@@ -76,7 +76,7 @@ async fn every_fault_profile_matches_its_pins_and_every_fault_is_caught() {
     // or deviates where the profile says that loses its data (naming it),
     // and each profile is made unsafe by some fault.
     let profiles = Profiles::builtin(&catalog).unwrap();
-    let apps = ran.report.applications(None);
+    let apps = ran.report.roll_up(&profiles.all());
     for p in &profiles.profiles {
         for t in &embedded {
             let a = apps
@@ -233,7 +233,7 @@ async fn one_node_with_a_node_local_lock_is_not_caught_so_spreading_is_what_catc
     .unwrap()
     .targets
     .remove(0);
-    let live = LiveTarget::start(&one_node).await.unwrap();
+    let live = condwrite::runner::Started::start(&one_node).await.unwrap();
     let catalog = Catalog::builtin().unwrap();
     let race = catalog
         .scenarios

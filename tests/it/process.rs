@@ -1,6 +1,7 @@
 //! Process targets: started, waited for, and stopped — or a clear error,
 //! never a hang.
 
+use condwrite::runner::Started;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -177,10 +178,15 @@ fn ctrl_c_stops_the_servers_the_run_started() {
 }
 
 /// Runs one scenario of the built-in catalog on a started target.
-async fn run_scenario(live: &LiveTarget, id: &str) -> engine::Judgement {
+async fn run_scenario(live: &Started, id: &str) -> engine::Judgement {
     let catalog = Catalog::builtin().unwrap();
     let scenario = catalog.scenarios.iter().find(|s| s.id == id).unwrap();
-    engine::run(&live.site(), scenario, &format!("{}{id}/", live.prefix())).await
+    engine::run(
+        &live.site(),
+        scenario,
+        &format!("{}{id}/", live.live.prefix()),
+    )
+    .await
 }
 
 /// `condwrite serve --nodes 2` as a process target with two endpoints:
@@ -195,7 +201,7 @@ async fn a_process_cluster_spreads_its_racers_over_every_endpoint() {
              ready_path = \"/\""
         ))
     };
-    let live = LiveTarget::start(&cluster(""))
+    let live = Started::start(&cluster(""))
         .await
         .expect("the cluster starts");
     let j = run_scenario(&live, "race-if-none-match").await;
@@ -208,7 +214,7 @@ async fn a_process_cluster_spreads_its_racers_over_every_endpoint() {
     );
     // Nodes that each lock on their own race across the two endpoints: only
     // spreading the racers over both catches it.
-    let live = LiveTarget::start(&cluster(", \"--fault\", \"node-local-lock\""))
+    let live = Started::start(&cluster(", \"--fault\", \"node-local-lock\""))
         .await
         .expect("the cluster starts");
     let j = run_scenario(&live, "race-if-none-match").await;
