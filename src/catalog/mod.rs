@@ -7,6 +7,7 @@
 //! mistake in a file is reported as `file:line:col: what is wrong`, with what
 //! was expected, so the author can fix it without reading Rust.
 
+mod kinds;
 mod parse;
 mod validate;
 
@@ -14,6 +15,7 @@ use crate::model::FileError;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub use kinds::{kind, steps_markdown, StepKind, STEP_KINDS};
 pub use parse::parse_suite;
 
 use serde::Deserialize;

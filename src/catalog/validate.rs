@@ -5,24 +5,12 @@
 
 use std::collections::HashSet;
 
+use super::kinds::kind;
 use super::parse::RawStep;
 use super::{Action, BatchObject, Conditions, Expect, RaceStart, Step, Template};
 
 fn action_word(action: Action) -> &'static str {
-    match action {
-        Action::Put => "put",
-        Action::Get => "get",
-        Action::Head => "head",
-        Action::Delete => "delete",
-        Action::Race => "race",
-        Action::CasCounter => "cas_counter",
-        Action::Copy => "copy",
-        Action::CreateUpload => "create_upload",
-        Action::UploadPart => "upload_part",
-        Action::CompleteUpload => "complete_upload",
-        Action::DeleteObjects => "delete_objects",
-        Action::Aba => "aba",
-    }
+    kind(action).word
 }
 
 /// What is wrong with a step, in words; the caller gives it its place in
@@ -84,48 +72,8 @@ fn unused_fields(raw: &RawStep, allowed: &[&str]) -> Vec<&'static str> {
 
 /// The fields a step kind takes, and what to add when another is given.
 fn takes(action: Action) -> (&'static [&'static str], &'static str) {
-    match action {
-        Action::Race => (
-            &[
-                "racers",
-                "rounds",
-                "start",
-                "if_match",
-                "if_none_match",
-                "expect",
-            ],
-            " (each racer writes its own body)",
-        ),
-        Action::CasCounter => (
-            &["workers", "increments"],
-            " (its rule is built in: no increment may be lost)",
-        ),
-        Action::DeleteObjects => (&["objects"], ""),
-        Action::Aba => (&["body"], ""),
-        Action::UploadPart => (&["upload", "body"], ""),
-        Action::Copy => (
-            &["source", "if_match", "if_none_match", "save_as", "expect"],
-            "",
-        ),
-        Action::CreateUpload => (&["upload", "if_match", "if_none_match", "expect"], ""),
-        Action::CompleteUpload => (
-            &["upload", "if_match", "if_none_match", "save_as", "expect"],
-            "",
-        ),
-        Action::Put | Action::Get | Action::Head | Action::Delete => (
-            &[
-                "body",
-                "range",
-                "if_match",
-                "if_none_match",
-                "if_modified_since",
-                "if_unmodified_since",
-                "save_as",
-                "expect",
-            ],
-            "",
-        ),
-    }
+    let k = kind(action);
+    (k.fields, k.hint)
 }
 
 /// The first name `template` references that is neither saved by an earlier

@@ -7,7 +7,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::catalog::Catalog;
+use crate::catalog::{steps_markdown, Catalog};
+use crate::model::FileError;
 use crate::profiles::Profiles;
 use crate::reference::Fault;
 use crate::targets::{Kind, Targets};
@@ -15,13 +16,14 @@ use crate::targets::{Kind, Targets};
 use super::output::{write_file, Usage};
 
 /// The generated pages, by file name.
-pub fn pages() -> Result<Vec<(&'static str, String)>, String> {
-    let catalog = Catalog::builtin().map_err(|e| e.to_string())?;
+pub fn pages() -> Result<Vec<(&'static str, String)>, FileError> {
+    let catalog = Catalog::builtin()?;
     let targets = Targets::builtin();
-    let profiles = Profiles::builtin(&catalog).map_err(|e| e.to_string())?;
+    let profiles = Profiles::builtin(&catalog)?;
     Ok(vec![
         ("applications.md", with_banner(applications_page(&profiles))),
         ("scenarios.md", with_banner(catalog.to_markdown())),
+        ("steps.md", with_banner(steps_markdown())),
         ("faults.md", with_banner(faults_page(&targets))),
         ("targets.md", with_banner(targets_page(&targets))),
     ])

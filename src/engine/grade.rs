@@ -153,20 +153,7 @@ impl<'a> Answer<'a> {
 
 /// `PUT`, `COPY`, … for reasons.
 pub(crate) fn action_name(action: Action) -> &'static str {
-    match action {
-        Action::Put => "PUT",
-        Action::Get => "GET",
-        Action::Head => "HEAD",
-        Action::Delete => "DELETE",
-        Action::Race => "race",
-        Action::CasCounter => "cas_counter",
-        Action::Copy => "COPY",
-        Action::CreateUpload => "CreateMultipartUpload",
-        Action::UploadPart => "UploadPart",
-        Action::CompleteUpload => "CompleteMultipartUpload",
-        Action::DeleteObjects => "DeleteObjects",
-        Action::Aba => "aba",
-    }
+    crate::catalog::kind(action).name
 }
 
 fn expected_text(expect: &Expect) -> String {

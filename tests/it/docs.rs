@@ -49,6 +49,10 @@ fn the_docs_command_writes_the_pages() {
     for f in condwrite::reference::Fault::ALL {
         assert!(faults.contains(&format!("| `{f}` |")), "{f}");
     }
+    let steps = std::fs::read_to_string(dir.join("steps.md")).unwrap();
+    for k in condwrite::catalog::STEP_KINDS {
+        assert!(steps.contains(&format!("| `{}` |", k.word)), "{}", k.word);
+    }
     let scenarios = std::fs::read_to_string(dir.join("scenarios.md")).unwrap();
     for s in condwrite::catalog::Catalog::builtin().unwrap().scenarios {
         assert!(scenarios.contains(&format!("| `{}` |", s.id)), "{}", s.id);
