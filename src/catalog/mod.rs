@@ -9,6 +9,7 @@
 
 mod kinds;
 mod parse;
+mod raw;
 mod validate;
 
 use crate::model::FileError;
@@ -240,24 +241,41 @@ pub enum Step {
     /// first write's ETag.
     Aba { key: String, body: String },
     /// Concurrent conditional writers on one key, several rounds.
-    Race {
-        key: String,
-        racers: u32,
-        rounds: u32,
-        start: RaceStart,
-        conditions: Conditions,
-        /// Winners AWS allows per round.
-        winners: u32,
-        /// Statuses AWS gives the losers.
-        loser_status: Vec<u16>,
-    },
+    Race(RaceStep),
     /// A counter incremented by concurrent workers with read-modify-write
     /// under If-Match, retrying on 412/409: no increment may be lost.
-    CasCounter {
-        key: String,
-        workers: u32,
-        increments: u32,
-    },
+    CasCounter(CounterStep),
+}
+
+/// A `race` step: concurrent conditional writers on one key, several
+/// rounds, each on a key of its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RaceStep {
+    /// The key (each round adds `-round-N`).
+    pub key: String,
+    /// Writers per round.
+    pub racers: u32,
+    /// Rounds.
+    pub rounds: u32,
+    /// How each round's key begins.
+    pub start: RaceStart,
+    /// The racers' condition (`${base}` is the round's base ETag).
+    pub conditions: Conditions,
+    /// Winners AWS allows per round.
+    pub winners: u32,
+    /// Statuses AWS gives the losers.
+    pub loser_status: Vec<u16>,
+}
+
+/// A `cas_counter` step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CounterStep {
+    /// The counter's key.
+    pub key: String,
+    /// Concurrent workers.
+    pub workers: u32,
+    /// Increments to make in all.
+    pub increments: u32,
 }
 
 /// One object of a DeleteObjects step.

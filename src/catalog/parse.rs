@@ -1,80 +1,12 @@
-//! A suite file's TOML, as written, and its parsing into scenarios; each
-//! step is checked by `validate`.
+//! A suite file's parsing into scenarios: its TOML read into the raw
+//! shapes of `raw`, each step checked by `validate`.
 
 use std::ops::Range;
 
-use serde::Deserialize;
-use toml::Spanned;
-
+use super::raw::RawFile;
 use super::validate::{validate_step, Names};
-use super::{Action, RaceStart, Scenario, Step};
+use super::{Scenario, Step};
 use crate::model::FileError;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawFile {
-    #[serde(default)]
-    pub(super) scenario: Vec<Spanned<RawScenario>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawScenario {
-    pub(super) id: Spanned<String>,
-    pub(super) title: String,
-    pub(super) operation: String,
-    pub(super) aws_doc: String,
-    pub(super) aws_says: String,
-    #[serde(default)]
-    pub(super) versioning: bool,
-    #[serde(default)]
-    pub(super) informational: bool,
-    pub(super) steps: Vec<Spanned<RawStep>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawStep {
-    #[serde(rename = "do")]
-    pub(super) action: Action,
-    pub(super) key: String,
-    pub(super) body: Option<String>,
-    pub(super) if_match: Option<String>,
-    pub(super) if_none_match: Option<String>,
-    pub(super) if_modified_since: Option<String>,
-    pub(super) if_unmodified_since: Option<String>,
-    pub(super) range: Option<String>,
-    pub(super) save_as: Option<String>,
-    pub(super) racers: Option<u32>,
-    pub(super) rounds: Option<u32>,
-    pub(super) workers: Option<u32>,
-    pub(super) increments: Option<u32>,
-    pub(super) start: Option<RaceStart>,
-    pub(super) source: Option<String>,
-    pub(super) upload: Option<String>,
-    pub(super) objects: Option<Vec<RawObject>>,
-    pub(super) expect: Option<RawExpect>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawObject {
-    pub(super) key: String,
-    pub(super) if_match: Option<String>,
-    /// `"deleted"` or an error code.
-    pub(super) expect: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawExpect {
-    pub(super) status: Option<u16>,
-    pub(super) code: Option<String>,
-    pub(super) etag: Option<String>,
-    pub(super) winners: Option<u32>,
-    pub(super) loser_status: Option<Vec<u16>>,
-    pub(super) or_status: Option<Vec<u16>>,
-}
 
 /// Parses one suite file's text. `file` names it in errors.
 pub fn parse_suite(file: &str, text: &str) -> Result<Vec<Scenario>, FileError> {

@@ -6,8 +6,10 @@
 use std::collections::HashSet;
 
 use super::kinds::kind;
-use super::parse::RawStep;
-use super::{Action, BatchObject, Conditions, Expect, RaceStart, Step, Template};
+use super::raw::RawStep;
+use super::{
+    Action, BatchObject, Conditions, CounterStep, Expect, RaceStart, RaceStep, Step, Template,
+};
 
 fn action_word(action: Action) -> &'static str {
     kind(action).word
@@ -209,7 +211,7 @@ fn validate_race(raw: RawStep, saved: &HashSet<String>) -> Result<Step, Invalid>
             "`rounds = {rounds}`: expected 1 to 100"
         )));
     }
-    Ok(Step::Race {
+    Ok(Step::Race(RaceStep {
         key: raw.key,
         racers,
         rounds,
@@ -219,7 +221,7 @@ fn validate_race(raw: RawStep, saved: &HashSet<String>) -> Result<Step, Invalid>
         loser_status: expect
             .loser_status
             .ok_or("a race's `expect` needs `loser_status`")?,
-    })
+    }))
 }
 
 /// A `cas_counter` step: its bounds.
@@ -236,11 +238,11 @@ fn validate_counter(raw: RawStep) -> Result<Step, Invalid> {
             "`increments = {increments}`: expected 1 to 1000"
         )));
     }
-    Ok(Step::CasCounter {
+    Ok(Step::CasCounter(CounterStep {
         key: raw.key,
         workers,
         increments,
-    })
+    }))
 }
 
 /// The uploads a multipart step names, and a copy's source.

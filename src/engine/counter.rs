@@ -7,6 +7,7 @@
 //! [acknowledged, acknowledged + unanswered], and only a value outside it
 //! is `unsafe`.
 
+use crate::catalog::CounterStep;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,12 +62,9 @@ impl Run<'_> {
     /// `workers` read-modify-write loops on one counter under If-Match, until
     /// `increments` increments were acknowledged (bounded in attempts and
     /// time); the counter must then hold what the answers allow.
-    pub(super) async fn cas_counter(
-        &mut self,
-        key: &str,
-        workers: u32,
-        increments: u32,
-    ) -> Result<Graded, Abort> {
+    pub(super) async fn cas_counter(&mut self, step: &CounterStep) -> Result<Graded, Abort> {
+        let key = &self.key(&step.key);
+        let (workers, increments) = (step.workers, step.increments);
         if let Some(why) = self.store().health().stalled() {
             return Err(super::gone(why));
         }

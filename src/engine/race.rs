@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 use crate::store::gate::{self, Spread};
 
-use crate::catalog::{Conditions, RaceStart};
+use crate::catalog::{Conditions, RaceStart, RaceStep};
 use crate::model::Verdict;
 use crate::model::{Outcome, Precondition};
 
@@ -61,21 +61,23 @@ impl Run<'_> {
     /// racing two at once would have 32 requests share the CPUs and spread
     /// each round's arrivals over tens of milliseconds (measured on two
     /// cores), which is what the gate is there to prevent.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn race(
-        &mut self,
-        key: &str,
-        racers: u32,
-        rounds: u32,
-        start: RaceStart,
-        conditions: &Conditions,
-        winners: u32,
-        loser_status: &[u16],
-    ) -> Result<Graded, Abort> {
+    pub(super) async fn race(&mut self, step: &RaceStep) -> Result<Graded, Abort> {
+        let RaceStep {
+            key,
+            racers,
+            rounds,
+            start,
+            conditions,
+            winners,
+            loser_status,
+        } = step;
         let mut seen = Vec::new();
         let mut cut_short = None;
-        for round in 1..=rounds {
-            match self.race_round(key, round, racers, start, conditions).await {
+        for round in 1..=*rounds {
+            match self
+                .race_round(key, round, *racers, *start, conditions)
+                .await
+            {
                 Ok(r) => seen.push(r),
                 Err(a) => {
                     cut_short = Some((round, a));
@@ -83,7 +85,7 @@ impl Run<'_> {
                 }
             }
         }
-        let mut graded = grade_race(&seen, winners, loser_status);
+        let mut graded = grade_race(&seen, *winners, loser_status);
         if let Some((round, a)) = cut_short {
             // Rounds that already showed more than one winner, or a lost
             // write, stand: a store that then fails a read-back (rclone

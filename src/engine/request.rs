@@ -254,37 +254,8 @@ impl Run<'_> {
                 let key = self.key(key);
                 Ok(Some(self.aba(&key, body).await?))
             }
-            Step::CasCounter {
-                key,
-                workers,
-                increments,
-            } => {
-                let key = self.key(key);
-                Ok(Some(self.cas_counter(&key, *workers, *increments).await?))
-            }
-            Step::Race {
-                key,
-                racers,
-                rounds,
-                start,
-                conditions,
-                winners,
-                loser_status,
-            } => {
-                let key = key.clone();
-                Ok(Some(
-                    self.race(
-                        &key,
-                        *racers,
-                        *rounds,
-                        *start,
-                        conditions,
-                        *winners,
-                        loser_status,
-                    )
-                    .await?,
-                ))
-            }
+            Step::CasCounter(counter) => Ok(Some(self.cas_counter(counter).await?)),
+            Step::Race(race) => Ok(Some(self.race(race).await?)),
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use super::store::*;
+use super::object::{no_such_key, precondition_failed, Object};
 use super::Fault;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;

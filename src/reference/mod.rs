@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 mod checks;
 mod clock;
 mod faults;
+mod object;
 mod s3;
 mod store;
 #[cfg(test)]

@@ -8,20 +8,12 @@ use std::time::{Instant, SystemTime};
 use super::checks::{check_if_match, check_read, check_write};
 use super::clock::LastRead;
 use super::faults::RACY_WINDOW;
+pub(super) use super::object::{no_such_key, precondition_failed, Object};
 use super::Fault;
 use crate::model::RECEIVED_HEADER;
 use bytes::Bytes;
 use s3s::dto::Timestamp;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Result};
-
-/// One stored object version.
-#[derive(Clone)]
-pub(super) struct Object {
-    pub(super) body: Bytes,
-    /// MD5 hex (or multipart `md5-N`), unquoted.
-    pub(super) etag: String,
-    pub(super) last_modified: SystemTime,
-}
 
 /// One entry of a versioned key's history.
 #[derive(Clone)]
@@ -316,10 +308,6 @@ pub(super) fn bucket_mut<'a>(state: &'a mut State, name: &str) -> S3Result<&'a m
         .ok_or_else(|| s3_error!(NoSuchBucket, "The specified bucket does not exist"))
 }
 
-pub(super) fn no_such_key() -> S3Error {
-    s3_error!(NoSuchKey, "The specified key does not exist.")
-}
-
 pub(super) fn no_such_upload() -> S3Error {
     s3_error!(
         NoSuchUpload,
@@ -331,12 +319,5 @@ pub(super) fn invalid_part() -> S3Error {
     s3_error!(
         InvalidPart,
         "One or more of the specified parts could not be found or its ETag did not match."
-    )
-}
-
-pub(super) fn precondition_failed() -> S3Error {
-    s3_error!(
-        PreconditionFailed,
-        "At least one of the pre-conditions you specified did not hold"
     )
 }
