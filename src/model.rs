@@ -135,14 +135,23 @@ impl fmt::Display for Precondition {
 /// The S3 operation a request performed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Operation {
+    /// PutObject.
     PutObject,
+    /// GetObject.
     GetObject,
+    /// HeadObject.
     HeadObject,
+    /// DeleteObject.
     DeleteObject,
+    /// DeleteObjects (a batch).
     DeleteObjects,
+    /// CopyObject.
     CopyObject,
+    /// CreateMultipartUpload.
     CreateMultipartUpload,
+    /// UploadPart.
     UploadPart,
+    /// CompleteMultipartUpload.
     CompleteMultipartUpload,
 }
 
@@ -247,8 +256,10 @@ impl Outcome {
 /// the status and S3 error code (`status` is `None` when no answer came).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Answered {
+    /// The HTTP status, if one is expected.
     pub status: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The error code, if one is expected.
     pub code: Option<String>,
 }
 

@@ -24,20 +24,48 @@ use crate::targets::{self, fresh_name, Kind, LiveTarget, TargetError, TargetSpec
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// No Docker engine answers: these container targets do not start.
-    NoDocker { targets: Vec<String>, why: String },
+    NoDocker {
+        /// The container targets that do not start.
+        targets: Vec<String>,
+        /// What the engine check found, and how to fix it.
+        why: String,
+    },
     /// A target is being started.
-    Starting { target: String, kind: Kind },
+    Starting {
+        /// The target.
+        target: String,
+        /// Its kind.
+        kind: Kind,
+    },
     /// A target did not start; its cells are `error`.
-    NotStarted { target: String, why: String },
+    NotStarted {
+        /// The target.
+        target: String,
+        /// Why, with what to do next.
+        why: String,
+    },
     /// Cleaning up a target left something (in storage thrown away with
     /// it): a note, not a failure.
-    CleanupNote { target: String, note: String },
+    CleanupNote {
+        /// The target.
+        target: String,
+        /// What was left.
+        note: String,
+    },
     /// Cleaning up a target failed.
-    CleanupFailed { target: String, why: String },
+    CleanupFailed {
+        /// The target.
+        target: String,
+        /// What could not be removed.
+        why: String,
+    },
     /// A cell of a whole-catalog run finished (for progress).
     CellDone {
+        /// The cell's target.
         target: String,
+        /// The cell's scenario.
         scenario: String,
+        /// Its verdict.
         verdict: Verdict,
     },
 }
@@ -481,6 +509,7 @@ impl Finished {
 
 /// What [`run`] returns: the report, and what it left behind.
 pub struct Ran {
+    /// The result model of the run.
     pub report: Report,
     /// Whether cleaning up some target failed.
     pub cleanup_failed: bool,

@@ -19,6 +19,7 @@ use crate::store::Store;
 /// One target's figures.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BenchResult {
+    /// The target measured.
     pub target: String,
     /// Latency of each kind of PUT, in the order measured.
     pub latency: Vec<Latency>,
@@ -41,15 +42,20 @@ pub struct Latency {
     pub count: usize,
     /// Requests that failed or were refused.
     pub failed: usize,
+    /// Median latency.
     pub p50_ms: f64,
+    /// 90th percentile.
     pub p90_ms: f64,
+    /// 99th percentile.
     pub p99_ms: f64,
+    /// The slowest.
     pub max_ms: f64,
 }
 
 /// The counter with `workers` read-modify-write loops under If-Match.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CasPoint {
+    /// Concurrent workers.
     pub workers: u32,
     /// Increments acknowledged.
     pub increments: u32,
@@ -57,6 +63,7 @@ pub struct CasPoint {
     pub attempts: u32,
     /// Of those, refused with 412 or 409.
     pub conflicts: u32,
+    /// Wall time of the run.
     pub seconds: f64,
     /// Acknowledged increments per second.
     pub per_second: f64,
@@ -67,12 +74,15 @@ pub struct CasPoint {
 /// Rounds of racers, each creating one fresh key with If-None-Match: *.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RaceFigures {
+    /// Rounds raced.
     pub rounds: u32,
+    /// Racers per round.
     pub racers: u32,
     /// Median latency of the winning request.
     pub winner_p50_ms: f64,
     /// Median and worst latency of the refused requests.
     pub loser_p50_ms: f64,
+    /// The slowest refused request.
     pub loser_max_ms: f64,
     /// Median, over rounds, of the time between the first and the last
     /// racer's last byte leaving the client (each racer holds its last byte
@@ -94,7 +104,9 @@ pub struct Limits {
     pub workers: Vec<u32>,
     /// Time a measure may take before it is cut short (and noted).
     pub budget: Duration,
+    /// Rounds of the race.
     pub race_rounds: u32,
+    /// Racers per round.
     pub racers: u32,
 }
 

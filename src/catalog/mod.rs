@@ -28,6 +28,7 @@ const BUILTIN: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/builtin_sui
 /// A whole catalog: the scenarios of every suite file, in file order.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
+    /// The scenarios, in file and then file-order.
     pub scenarios: Vec<Scenario>,
 }
 
@@ -71,12 +72,18 @@ impl Scenario {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
+    /// PutObject of `body` onto `key`.
     Put,
+    /// GetObject of `key`.
     Get,
+    /// HeadObject of `key`.
     Head,
+    /// DeleteObject of `key`.
     Delete,
+    /// Concurrent conditional writers on one key.
     Race,
     #[serde(rename = "cas_counter")]
+    /// A counter incremented by concurrent workers under If-Match.
     CasCounter,
     /// CopyObject from `source` onto `key`.
     Copy,
@@ -165,7 +172,9 @@ impl Template {
 /// The conditional headers of a step, before references are filled in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Conditions {
+    /// `If-Match`.
     pub if_match: Option<Template>,
+    /// `If-None-Match`.
     pub if_none_match: Option<Template>,
     /// `If-Modified-Since`: an HTTP date, or `last-modified` for the
     /// object's own Last-Modified as read right before the step.
@@ -219,11 +228,17 @@ pub enum Step {
     /// One request. Without conditions and without `expect` it is a setup
     /// step that must succeed.
     Request {
+        /// The request's kind.
         action: Action,
+        /// The key, under the scenario's prefix.
         key: String,
+        /// The body a write sends.
         body: Option<String>,
+        /// The conditional headers.
         conditions: Conditions,
+        /// The name the answer's ETag is saved under.
         save_as: Option<String>,
+        /// What AWS answers.
         expect: Expect,
         /// Whether the step is what the scenario checks (it has conditions
         /// or an explicit expectation) rather than set-up.
@@ -236,10 +251,18 @@ pub enum Step {
     },
     /// One DeleteObjects request; each object has its own condition and
     /// expected result.
-    DeleteObjects { objects: Vec<BatchObject> },
+    DeleteObjects {
+        /// The objects, each with its condition and expected result.
+        objects: Vec<BatchObject>,
+    },
     /// The ABA property: the same bytes written twice, then a PUT with the
     /// first write's ETag.
-    Aba { key: String, body: String },
+    Aba {
+        /// The key.
+        key: String,
+        /// The bytes written twice.
+        body: String,
+    },
     /// Concurrent conditional writers on one key, several rounds.
     Race(RaceStep),
     /// A counter incremented by concurrent workers with read-modify-write
@@ -281,6 +304,7 @@ pub struct CounterStep {
 /// One object of a DeleteObjects step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchObject {
+    /// The object's key.
     pub key: String,
     /// The `<ETag>` condition.
     pub if_match: Option<Template>,

@@ -38,11 +38,15 @@ use state::{Expected, Settled, State};
 /// What the engine concluded about one scenario on one target.
 #[derive(Debug, Clone)]
 pub struct Judgement {
+    /// The verdict.
     pub verdict: Verdict,
+    /// One line: `Expected: … Actual: …`.
     pub reason: String,
+    /// The exchanges that decided the verdict.
     pub evidence: Vec<Outcome>,
     /// The answers the verdict rests on (see [`grade::Graded::answers`]).
     pub answers: Vec<Answered>,
+    /// Wall time of the scenario, read-backs and clean-up included.
     pub duration_ms: u64,
 }
 

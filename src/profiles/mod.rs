@@ -37,6 +37,7 @@ pub struct Profile {
     pub uses: String,
     /// Where its source or docs show it.
     pub source: String,
+    /// What the application needs of a store, scenario by scenario.
     pub requirements: Vec<Requirement>,
     /// The requirements its application check (`apps/<id>/check.py`)
     /// exercises, which are all that check can confirm or contradict
@@ -47,6 +48,7 @@ pub struct Profile {
 /// One thing an application relies on: a scenario of the catalog.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Requirement {
+    /// The scenario id.
     pub scenario: String,
     /// What the application needs, in its own terms.
     pub needs: String,
@@ -74,7 +76,9 @@ pub struct Requirement {
 /// code (`412 PreconditionFailed`), or a code with any status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnswerPattern {
+    /// The HTTP status, if the pattern names one.
     pub status: Option<u16>,
+    /// The error code, if the pattern names one.
     pub code: Option<String>,
 }
 
@@ -324,6 +328,7 @@ pub fn parse_profile(file: &str, text: &str, catalog: &Catalog) -> Result<Profil
 /// Every profile of a folder (or the built-in ones).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profiles {
+    /// The profiles, in id order.
     pub profiles: Vec<Profile>,
 }
 
@@ -427,6 +432,7 @@ pub enum Fitness {
 }
 
 impl Fitness {
+    /// The word the tables and JSON use.
     pub fn name(self) -> &'static str {
         match self {
             Fitness::Safe => "safe",
@@ -452,7 +458,9 @@ impl fmt::Display for Fitness {
 /// What running an application's real client on a target showed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Observed {
+    /// The profile id.
     pub profile: String,
+    /// The target name.
     pub target: String,
     /// The outcome by the application's own invariants.
     pub fitness: Fitness,
@@ -465,13 +473,16 @@ pub struct Observed {
     /// The workload's counts (acknowledged, lost, …), as it printed them.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub facts: serde_json::Value,
+    /// How long the check ran.
     pub duration_ms: u64,
 }
 
 /// One application on one target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppVerdict {
+    /// The profile id.
     pub profile: String,
+    /// The target name.
     pub target: String,
     /// Inferred from the cells.
     pub fitness: Fitness,
@@ -588,7 +599,9 @@ impl AppVerdict {
 /// What the roll-up reads of one cell.
 #[derive(Debug, Clone, Copy)]
 pub struct CellView<'a> {
+    /// The cell's verdict.
     pub verdict: Verdict,
+    /// The cell's reason.
     pub reason: &'a str,
     /// The answers the verdict rests on.
     pub answers: &'a [Answered],

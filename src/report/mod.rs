@@ -101,9 +101,13 @@ pub struct Report {
 /// A scenario as the report names it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScenarioInfo {
+    /// The scenario id.
     pub id: String,
+    /// Its title.
     pub title: String,
+    /// The S3 operation it checks.
     pub operation: String,
+    /// The AWS page it follows.
     pub aws_doc: String,
     /// Records a property (`info`) rather than checking a rule.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -182,9 +186,13 @@ pub fn strip_userinfo(url: &str) -> String {
 /// One cell whose verdict differs from the baseline's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
+    /// The target.
     pub target: String,
+    /// The scenario.
     pub scenario: String,
+    /// The baseline's verdict.
     pub before: Verdict,
+    /// This run's verdict.
     pub after: Verdict,
     /// The reason of the current cell.
     pub reason: String,

@@ -21,6 +21,7 @@ pub struct ReleaseTable {
 /// One scenario across the releases.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReleaseRow {
+    /// The scenario id.
     pub scenario: String,
     /// The verdict on each release (`None`: the cell did not run).
     pub verdicts: Vec<Option<Verdict>>,

@@ -150,6 +150,7 @@ pub struct Racer {
 }
 
 impl Racer {
+    /// A racer that will wait at `gate`.
     pub fn new(gate: &Arc<Gate>) -> Arc<Self> {
         Arc::new(Self {
             gate: Arc::clone(gate),
@@ -166,6 +167,7 @@ impl Racer {
         }
     }
 
+    /// When its bytes went, and when the server read them.
     pub fn timing(&self) -> Timing {
         *self.timing.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -275,7 +277,9 @@ impl Intercept for HoldLastByte {
 /// the server getting round to each connection).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Spread {
+    /// Between the first and the last racer's last byte leaving, in µs.
     pub sent_us: Option<u64>,
+    /// Between the server reading the first and the last, in µs (from a server that says).
     pub read_us: Option<u64>,
 }
 
@@ -305,16 +309,22 @@ impl Spread {
 /// from the moment all racers were ready, and when its bytes went.
 #[derive(Debug)]
 pub struct Raced {
+    /// The body it sent.
     pub body: Bytes,
+    /// Its answer, or why none came.
     pub answer: Result<Outcome, StoreError>,
+    /// From all racers ready to its answer.
     pub took: Duration,
+    /// When its bytes went.
     pub timing: Timing,
 }
 
 /// What one round of racers got.
 #[derive(Debug)]
 pub struct Round {
+    /// Each racer, in order.
     pub racers: Vec<Raced>,
+    /// How close together their requests completed.
     pub spread: Spread,
     /// Whether the gate opened before every racer reached it.
     pub gave_up: bool,

@@ -73,16 +73,20 @@ pub struct EndpointSpec {
     /// Environment variables holding the credentials; `None`: the AWS
     /// credential chain (environment, profile, SSO, instance role).
     pub access_key_env: Option<String>,
+    /// The variable holding the secret key.
     pub secret_key_env: Option<String>,
 }
 
 /// Per-target client settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientOptions {
+    /// The signing region.
     pub region: String,
     /// `None`: path-style for local servers and URLs, virtual-hosted for AWS.
     pub path_style: Option<bool>,
+    /// When the SDK sends request checksums.
     pub checksums: ChecksumMode,
+    /// How long one request may take.
     pub request_timeout: Duration,
     /// A PEM file of a CA to trust besides the system's (for HTTPS
     /// endpoints with a private CA), relative to the targets file.
@@ -132,6 +136,7 @@ pub struct TargetSpec {
 pub struct Targets {
     /// Where they came from, for messages.
     pub source: String,
+    /// The targets, in file order (a family's releases expanded).
     pub targets: Vec<TargetSpec>,
 }
 
