@@ -133,6 +133,7 @@ impl Run<'_> {
                 "; read-after-write is not strong: the last increment showed after {} ms",
                 ms(d)
             ));
+            graded.late_read = true;
         }
         Ok(graded)
     }

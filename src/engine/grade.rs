@@ -33,6 +33,10 @@ pub(crate) struct Graded {
     /// losers'), for the application roll-up to compare with what each
     /// application handles.
     pub answers: Vec<Answered>,
+    /// Whether the reason already says that read-after-write is not strong
+    /// (a read-back agreed only late), so that the scenario does not say
+    /// it twice.
+    pub late_read: bool,
 }
 
 impl Graded {
@@ -41,6 +45,7 @@ impl Graded {
             verdict,
             reason: reason.into(),
             answers: Vec::new(),
+            late_read: false,
         }
     }
 }
@@ -52,6 +57,8 @@ pub(crate) struct Findings {
     pub notes: Vec<String>,
     /// The answers the findings rest on, without repeats.
     pub answers: Vec<Answered>,
+    /// Whether a note says a read-back agreed only late ([`Findings::late`]).
+    pub late_read: bool,
 }
 
 impl Default for Findings {
@@ -60,6 +67,7 @@ impl Default for Findings {
             verdict: Verdict::Pass,
             notes: Vec::new(),
             answers: Vec::new(),
+            late_read: false,
         }
     }
 }
@@ -72,6 +80,13 @@ impl Findings {
         if !note.is_empty() && !self.notes.contains(&note) {
             self.notes.push(note);
         }
+    }
+
+    /// Records that a read-back agreed only late: read-after-write is not
+    /// strong (`deviates`), said in `note`.
+    pub(crate) fn late(&mut self, note: impl Into<String>) {
+        self.add(Verdict::Deviates, note);
+        self.late_read = true;
     }
 
     /// Records answers a finding rests on.
@@ -110,6 +125,7 @@ impl Reason {
             verdict: findings.verdict,
             reason: text,
             answers: findings.answers,
+            late_read: findings.late_read,
         }
     }
 }
@@ -315,13 +331,10 @@ fn grade_write(c: &RequestCheck<'_>, changed: bool, aws_accepts: bool, f: &mut F
                 }
             }
             if let Some(d) = c.after.read.late {
-                f.add(
-                    Verdict::Deviates,
-                    format!(
-                        "read-after-write is not strong: the write appeared after {} ms",
-                        ms(d)
-                    ),
-                );
+                f.late(format!(
+                    "read-after-write is not strong: the write appeared after {} ms",
+                    ms(d)
+                ));
             }
         }
         (true, Answer::Refused(o)) => {
@@ -539,14 +552,11 @@ pub(crate) fn grade_delete_objects(
             state,
         );
         if let (Some(d), true) = (after[i].late, state == "gone") {
-            f.add(
-                Verdict::Deviates,
-                format!(
-                    "read-after-write is not strong: {} disappeared after {} ms",
-                    o.key,
-                    ms(d)
-                ),
-            );
+            f.late(format!(
+                "read-after-write is not strong: {} disappeared after {} ms",
+                o.key,
+                ms(d)
+            ));
         }
     }
     if let Some(why) = unknown {

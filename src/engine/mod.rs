@@ -248,33 +248,29 @@ pub async fn run(site: &Site<'_>, scenario: &Scenario, prefix: &str) -> Judgemen
 }
 
 /// The worst graded step so far, and where the scenario stopped.
-fn conclude(worst: Option<(usize, Graded)>, steps: usize) -> (Verdict, String, Vec<Answered>) {
+fn conclude(worst: Option<(usize, Graded)>, steps: usize) -> Graded {
     match worst {
-        Some((index, g)) => {
-            let reason = if steps > 1 {
-                format!("step {}: {}", index + 1, g.reason)
-            } else {
-                g.reason
-            };
-            (g.verdict, reason, g.answers)
+        Some((index, mut g)) => {
+            if steps > 1 {
+                g.reason = format!("step {}: {}", index + 1, g.reason);
+            }
+            g
         }
-        None => (
-            Verdict::Error,
-            "the scenario has no checked step".to_owned(),
-            Vec::new(),
-        ),
+        None => Graded::new(Verdict::Error, "the scenario has no checked step"),
     }
 }
 
 /// Writes that showed only late (set-up writes included): read-after-write
-/// is not strong, which AWS's is — `deviates` at least, said once.
+/// is not strong, which AWS's is — `deviates` at least, said once (not
+/// again when the graded step's reason already says it, `said`).
 fn with_late_writes(
     mut verdict: Verdict,
     mut reason: String,
+    said: bool,
     late: &[(String, Duration)],
 ) -> (Verdict, String) {
     if let Some((what, lag)) = late.iter().max_by_key(|(_, d)| *d) {
-        if !reason.contains("read-after-write is not strong") {
+        if !said {
             reason.push_str(&format!(
                 "; read-after-write is not strong: {what} appeared only after {} ms",
                 lag.as_millis()
@@ -346,8 +342,10 @@ async fn run_in(
             break;
         }
     }
-    let (verdict, reason, answers) = conclude(worst, if whole { 1 } else { scenario.steps.len() });
-    let (mut verdict, mut reason) = with_late_writes(verdict, reason, &run.late);
+    let graded = conclude(worst, if whole { 1 } else { scenario.steps.len() });
+    let answers = graded.answers;
+    let (mut verdict, mut reason) =
+        with_late_writes(graded.verdict, graded.reason, graded.late_read, &run.late);
     let mut problems = Vec::new();
     for (key, upload) in &run.uploads {
         if let Err(e) = store.abort_upload(key, &upload.id).await {

@@ -301,6 +301,7 @@ pub(crate) fn grade_race(rounds: &[RoundSeen], allowed: u32, loser_status: &[u16
         actual.push_str(&spreads);
     }
     let mut f = grouped_by_round(&notes, rounds.len());
+    f.late_read = rounds.iter().any(|r| r.after.late.is_some());
     f.answered(&refusals);
     if unanswered > 0 {
         f.add(
