@@ -528,3 +528,23 @@ impl FileError {
         }
     }
 }
+
+/// What the engine concluded about one scenario on one target: a cell of
+/// the report holds it as it is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Judgement {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// One line: `Expected: … Actual: …`.
+    pub reason: String,
+    /// Wall time of the scenario, read-backs and clean-up included.
+    pub duration_ms: u64,
+    /// The exchanges that decided the verdict.
+    #[serde(default)]
+    pub evidence: Vec<Outcome>,
+    /// The answers the verdict rests on (the graded request's status and
+    /// error code, a race's losers'), which an application profile compares
+    /// with the answers the application handles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answers: Vec<Answered>,
+}

@@ -380,21 +380,19 @@ impl Session {
                 CellResult {
                     target: target.to_owned(),
                     scenario: scenario.id.clone(),
-                    verdict: j.verdict,
-                    reason: j.reason,
-                    duration_ms: j.duration_ms,
-                    evidence: j.evidence,
-                    answers: j.answers,
+                    judgement: j,
                 }
             }
             Err(e) => CellResult {
                 target: target.to_owned(),
                 scenario: scenario.id.clone(),
-                verdict: Verdict::Error,
-                reason: format!("the target did not start: {e}"),
-                duration_ms: 0,
-                evidence: Vec::new(),
-                answers: Vec::new(),
+                judgement: engine::Judgement {
+                    verdict: Verdict::Error,
+                    reason: format!("the target did not start: {e}"),
+                    duration_ms: 0,
+                    evidence: Vec::new(),
+                    answers: Vec::new(),
+                },
             },
         })
     }
@@ -582,7 +580,7 @@ impl Session {
                     on(Event::CellDone {
                         target: c.target.clone(),
                         scenario: c.scenario.clone(),
-                        verdict: c.verdict,
+                        verdict: c.judgement.verdict,
                     });
                 }
                 c
@@ -622,9 +620,9 @@ mod tests {
             .await
             .expect("a panicking start must not hang the run")
             .expect("the session has the target");
-        assert_eq!(cell.verdict, Verdict::Error);
+        assert_eq!(cell.judgement.verdict, Verdict::Error);
         assert_eq!(
-            cell.reason,
+            cell.judgement.reason,
             "the target did not start: its start panicked: no such thing"
         );
         assert!(events.lock().unwrap().contains(&Event::NotStarted {

@@ -98,16 +98,16 @@ fn trials(
                     let Some(cell) = handle.block_on(session.cell(&target, &scenario)) else {
                         return Err(Failed::from("the target was not started"));
                     };
-                    let outcome = if cell.verdict.fails(strict) {
+                    let outcome = if cell.judgement.verdict.fails(strict) {
                         let reason = match session.not_started(&target) {
                             Some(_) => {
                                 "the target did not start (the reason is printed after the matrix)"
                             }
-                            None => cell.reason.as_str(),
+                            None => cell.judgement.reason.as_str(),
                         };
                         Err(Failed::from(format!(
                             "{} on {}: {reason}",
-                            cell.verdict, cell.target
+                            cell.judgement.verdict, cell.target
                         )))
                     } else {
                         Ok(())

@@ -28,27 +28,14 @@ use std::time::{Duration, Instant};
 
 use crate::catalog::{Conditions, Scenario};
 use crate::model::Verdict;
-use crate::model::{Answered, ETag, Outcome, Precondition};
+use crate::model::{ETag, Outcome, Precondition};
 use crate::store::Store;
 
 use grade::Graded;
 pub use state::ReadLag;
 use state::{Expected, Settled, State};
 
-/// What the engine concluded about one scenario on one target.
-#[derive(Debug, Clone)]
-pub struct Judgement {
-    /// The verdict.
-    pub verdict: Verdict,
-    /// One line: `Expected: … Actual: …`.
-    pub reason: String,
-    /// The exchanges that decided the verdict.
-    pub evidence: Vec<Outcome>,
-    /// The answers the verdict rests on (see [`grade::Graded::answers`]).
-    pub answers: Vec<Answered>,
-    /// Wall time of the scenario, read-backs and clean-up included.
-    pub duration_ms: u64,
-}
+pub use crate::model::Judgement;
 
 /// A step that stopped the scenario before it could be graded: an `error`
 /// (the harness could not go on), or `unsafe` when what stopped it is a

@@ -27,9 +27,9 @@ impl Report {
                 }
                 let view = |s: &str| {
                     self.cell(&t.name, s).map(|c| CellView {
-                        verdict: c.verdict,
-                        reason: &c.reason,
-                        answers: &c.answers,
+                        verdict: c.judgement.verdict,
+                        reason: &c.judgement.reason,
+                        answers: &c.judgement.answers,
                     })
                 };
                 let mut verdict = judge(p, &t.name, view);

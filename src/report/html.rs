@@ -87,17 +87,22 @@ fn exchange_row(o: &Outcome) -> String {
 fn cell_html(c: &CellResult, target: &TargetInfo) -> String {
     let mut out = format!(
         "<td class=\"v-{v}\"><details><summary>{v}</summary><div class=\"detail\"><p class=\"reason\">{}</p><p class=\"meta\">{} ms</p>",
-        esc(&c.reason),
-        c.duration_ms,
-        v = c.verdict.name()
+        esc(&c.judgement.reason),
+        c.judgement.duration_ms,
+        v = c.judgement.verdict.name()
     );
-    if !c.evidence.is_empty() {
+    if !c.judgement.evidence.is_empty() {
         out.push_str("<table class=\"evidence\"><tr><th>request</th><th>conditions</th><th>answer</th><th>ETag</th><th>body</th></tr>");
-        for o in &c.evidence {
+        for o in &c.judgement.evidence {
             out.push_str(&exchange_row(o));
         }
         out.push_str("</table><p class=\"meta\">Repro (the run's bucket and keys are gone: create the bucket first; the requests run in this order):</p><pre>");
-        let cmds: Vec<String> = c.evidence.iter().map(|o| curl(o, target)).collect();
+        let cmds: Vec<String> = c
+            .judgement
+            .evidence
+            .iter()
+            .map(|o| curl(o, target))
+            .collect();
         out.push_str(&esc(&cmds.join("\n\n")));
         out.push_str("</pre>");
     }
@@ -166,7 +171,7 @@ impl Report {
                 .results
                 .iter()
                 .filter(|c| c.target == t.name)
-                .map(|c| match c.verdict {
+                .map(|c| match c.judgement.verdict {
                     Verdict::Info => Verdict::Pass,
                     v => v,
                 })
@@ -251,11 +256,13 @@ mod tests {
         let cell = |t: &str, v| CellResult {
             target: t.into(),
             scenario: "s".into(),
-            verdict: v,
-            reason: "r".into(),
-            duration_ms: 1,
-            evidence: vec![],
-            answers: vec![],
+            judgement: crate::model::Judgement {
+                verdict: v,
+                reason: "r".into(),
+                duration_ms: 1,
+                evidence: vec![],
+                answers: vec![],
+            },
         };
         let report = Report {
             tool_version: "0".into(),

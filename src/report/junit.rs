@@ -12,8 +12,12 @@ impl Report {
     /// The whole report as a JUnit XML document.
     pub fn to_junit(&self) -> String {
         let fails = |v: Verdict| matches!(v, Verdict::Unsafe | Verdict::Error);
-        let total_ms: u64 = self.results.iter().map(|c| c.duration_ms).sum();
-        let failures = self.results.iter().filter(|c| fails(c.verdict)).count();
+        let total_ms: u64 = self.results.iter().map(|c| c.judgement.duration_ms).sum();
+        let failures = self
+            .results
+            .iter()
+            .filter(|c| fails(c.judgement.verdict))
+            .count();
         let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         out.push_str(&format!(
             "<testsuites name=\"condwrite\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{}\">\n",
@@ -22,12 +26,12 @@ impl Report {
         ));
         for t in &self.targets {
             let cells: Vec<_> = self.results.iter().filter(|c| c.target == t.name).collect();
-            let ms: u64 = cells.iter().map(|c| c.duration_ms).sum();
+            let ms: u64 = cells.iter().map(|c| c.judgement.duration_ms).sum();
             out.push_str(&format!(
                 "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"0\" time=\"{}\"{}>\n",
                 esc(&t.name),
                 cells.len(),
-                cells.iter().filter(|c| fails(c.verdict)).count(),
+                cells.iter().filter(|c| fails(c.judgement.verdict)).count(),
                 secs(ms),
                 self.run_at
                     .as_deref()
@@ -54,15 +58,16 @@ impl Report {
                     "    <testcase name=\"{}\" classname=\"condwrite.{}\" time=\"{}\"",
                     esc(&c.scenario),
                     esc(&t.name),
-                    secs(c.duration_ms)
+                    secs(c.judgement.duration_ms)
                 ));
-                if c.verdict == Verdict::Pass {
+                if c.judgement.verdict == Verdict::Pass {
                     out.push_str("/>\n");
                     continue;
                 }
                 out.push_str(">\n");
-                if fails(c.verdict) {
+                if fails(c.judgement.verdict) {
                     let evidence: Vec<String> = c
+                        .judgement
                         .evidence
                         .iter()
                         .map(|o| {
@@ -81,16 +86,16 @@ impl Report {
                         .collect();
                     out.push_str(&format!(
                         "      <failure type=\"{}\" message=\"{}\">{}\n{}</failure>\n",
-                        c.verdict,
-                        esc(&format!("{}: {}", c.verdict, c.reason)),
-                        esc(&c.reason),
+                        c.judgement.verdict,
+                        esc(&format!("{}: {}", c.judgement.verdict, c.judgement.reason)),
+                        esc(&c.judgement.reason),
                         esc(&evidence.join("\n"))
                     ));
                 } else {
                     out.push_str(&format!(
                         "      <system-out>{}: {}</system-out>\n",
-                        c.verdict,
-                        esc(&c.reason)
+                        c.judgement.verdict,
+                        esc(&c.judgement.reason)
                     ));
                 }
                 out.push_str("    </testcase>\n");

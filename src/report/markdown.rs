@@ -67,7 +67,7 @@ impl Report {
             ));
             for t in &self.targets {
                 let text = self.cell(&t.name, &s.id).map_or("-".to_owned(), |c| {
-                    format!("{} {}", c.verdict.mark(), c.verdict)
+                    format!("{} {}", c.judgement.verdict.mark(), c.judgement.verdict)
                 });
                 out.push_str(&format!(" {text} |"));
             }
@@ -80,7 +80,7 @@ impl Report {
         let reasons: Vec<_> = self
             .results
             .iter()
-            .filter(|c| c.verdict != Verdict::Pass)
+            .filter(|c| c.judgement.verdict != Verdict::Pass)
             .collect();
         if !reasons.is_empty() {
             out.push_str("\n## Reasons\n\nEvery cell that is not `pass`, with what AWS does and what the target did.\n\n");
@@ -89,9 +89,9 @@ impl Report {
                     "- **{} / `{}`** — {} {}: {}\n",
                     c.target,
                     c.scenario,
-                    c.verdict.mark(),
-                    c.verdict,
-                    text(&c.reason)
+                    c.judgement.verdict.mark(),
+                    c.judgement.verdict,
+                    text(&c.judgement.reason)
                 ));
             }
         }

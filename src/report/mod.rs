@@ -45,7 +45,7 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell as TableCell, ContentArrangement, Table};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Answered, FileError, Outcome, Verdict};
+use crate::model::{FileError, Judgement, Verdict};
 
 /// The verdict of one target × scenario cell, with what decided it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -54,20 +54,9 @@ pub struct CellResult {
     pub target: String,
     /// Scenario id.
     pub scenario: String,
-    /// The verdict.
-    pub verdict: Verdict,
-    /// One line: `Expected: … Actual: …`.
-    pub reason: String,
-    /// Wall time of the cell, including read-backs and clean-up.
-    pub duration_ms: u64,
-    /// The exchanges that decided the verdict.
-    #[serde(default)]
-    pub evidence: Vec<Outcome>,
-    /// The answers the verdict rests on (the graded request's status and
-    /// error code, a race's losers'), which an application profile compares
-    /// with the answers the application handles.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub answers: Vec<Answered>,
+    /// What the engine concluded (in the JSON, its fields beside these).
+    #[serde(flatten)]
+    pub judgement: Judgement,
 }
 
 /// One run over some targets and scenarios (or several runs merged).
@@ -328,17 +317,17 @@ impl Report {
             match baseline.cell(&c.target, &c.scenario) {
                 None => cmp
                     .new
-                    .push((c.target.clone(), c.scenario.clone(), c.verdict)),
-                Some(b) if c.verdict == b.verdict => {}
+                    .push((c.target.clone(), c.scenario.clone(), c.judgement.verdict)),
+                Some(b) if c.judgement.verdict == b.judgement.verdict => {}
                 Some(b) => {
                     let change = Change {
                         target: c.target.clone(),
                         scenario: c.scenario.clone(),
-                        before: b.verdict,
-                        after: c.verdict,
-                        reason: c.reason.clone(),
+                        before: b.judgement.verdict,
+                        after: c.judgement.verdict,
+                        reason: c.judgement.reason.clone(),
                     };
-                    if c.verdict > b.verdict {
+                    if c.judgement.verdict > b.judgement.verdict {
                         cmp.regressions.push(change);
                     } else {
                         cmp.improvements.push(change);
@@ -383,7 +372,7 @@ impl Report {
                     .any(|s| s.id == c.scenario && s.operation == g)
             });
             if in_group {
-                *counts.entry(c.verdict).or_insert(0) += 1;
+                *counts.entry(c.judgement.verdict).or_insert(0) += 1;
             }
         }
         if counts.is_empty() {
@@ -400,7 +389,7 @@ impl Report {
     pub fn counts(&self) -> BTreeMap<Verdict, usize> {
         let mut counts = BTreeMap::new();
         for c in &self.results {
-            *counts.entry(c.verdict).or_insert(0) += 1;
+            *counts.entry(c.judgement.verdict).or_insert(0) += 1;
         }
         counts
     }
@@ -428,7 +417,9 @@ impl Report {
             }
             let mut row = vec![TableCell::new(&s.id)];
             for t in self.target_names() {
-                let text = self.cell(t, &s.id).map_or("-", |c| c.verdict.name());
+                let text = self
+                    .cell(t, &s.id)
+                    .map_or("-", |c| c.judgement.verdict.name());
                 row.push(TableCell::new(text));
             }
             table.add_row(row);
@@ -449,12 +440,16 @@ impl Report {
                 .filter_map(|s| self.cell(t, &s.id))
                 .collect();
             let same = cells.len() > 1
-                && cells
-                    .iter()
-                    .all(|c| c.verdict == cells[0].verdict && c.reason == cells[0].reason)
-                && cells[0].verdict != Verdict::Pass;
+                && cells.iter().all(|c| {
+                    c.judgement.verdict == cells[0].judgement.verdict
+                        && c.judgement.reason == cells[0].judgement.reason
+                })
+                && cells[0].judgement.verdict != Verdict::Pass;
             if same {
-                let (v, r) = (cells[0].verdict, cells[0].reason.as_str());
+                let (v, r) = (
+                    cells[0].judgement.verdict,
+                    cells[0].judgement.reason.as_str(),
+                );
                 match uniform
                     .iter_mut()
                     .find(|u| u.0 == v && u.1 == r && u.3 == cells.len())
@@ -467,13 +462,18 @@ impl Report {
             // Cells of one target that failed alike (a target that stopped
             // answering, say) share one line.
             let mut groups: Vec<(Verdict, &str, Vec<&str>)> = Vec::new();
-            for c in cells.iter().filter(|c| c.verdict != Verdict::Pass) {
+            for c in cells
+                .iter()
+                .filter(|c| c.judgement.verdict != Verdict::Pass)
+            {
                 match groups
                     .iter_mut()
-                    .find(|g| g.0 == c.verdict && g.1 == c.reason)
+                    .find(|g| g.0 == c.judgement.verdict && g.1 == c.judgement.reason)
                 {
                     Some(g) => g.2.push(&c.scenario),
-                    None => groups.push((c.verdict, &c.reason, vec![&c.scenario])),
+                    None => {
+                        groups.push((c.judgement.verdict, &c.judgement.reason, vec![&c.scenario]))
+                    }
                 }
             }
             for (verdict, reason, scenarios) in groups {

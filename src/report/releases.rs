@@ -93,7 +93,7 @@ impl Report {
                 .filter_map(|s| {
                     let verdicts: Vec<Option<Verdict>> = releases
                         .iter()
-                        .map(|(_, name)| self.cell(name, &s.id).map(|c| c.verdict))
+                        .map(|(_, name)| self.cell(name, &s.id).map(|c| c.judgement.verdict))
                         .collect();
                     if verdicts.iter().all(Option::is_none) {
                         return None;
@@ -296,11 +296,13 @@ mod tests {
                 .map(|(t, s, v)| CellResult {
                     target: (*t).into(),
                     scenario: (*s).into(),
-                    verdict: *v,
-                    reason: "r".into(),
-                    duration_ms: 1,
-                    evidence: vec![],
-                    answers: vec![],
+                    judgement: crate::model::Judgement {
+                        verdict: *v,
+                        reason: "r".into(),
+                        duration_ms: 1,
+                        evidence: vec![],
+                        answers: vec![],
+                    },
                 })
                 .collect(),
             bench: Vec::new(),
@@ -381,7 +383,7 @@ mod tests {
         // With a second release, the `@` target stands for 4.48.
         let mut r = r;
         r.targets.push(release("s@4.44", "s", "4.44"));
-        r.results[1].verdict = Verdict::Unsafe;
+        r.results[1].judgement.verdict = Verdict::Unsafe;
         r.results.push(CellResult {
             target: "s@4.44".into(),
             ..r.results[0].clone()

@@ -55,7 +55,10 @@ impl Report {
     ) -> RunStatus {
         let failed = match against {
             Some(cmp) => !cmp.regressions.is_empty(),
-            None => self.results.iter().any(|c| c.verdict.fails(strict)),
+            None => self
+                .results
+                .iter()
+                .any(|c| c.judgement.verdict.fails(strict)),
         };
         RunStatus::of(failed, cleanup_failed)
     }

@@ -6,11 +6,13 @@ fn report() -> Report {
     let cell = |t: &str, s: &str, v| CellResult {
         target: t.into(),
         scenario: s.into(),
-        verdict: v,
-        reason: format!("because {v}"),
-        duration_ms: 3,
-        evidence: vec![],
-        answers: vec![],
+        judgement: crate::model::Judgement {
+            verdict: v,
+            reason: format!("because {v}"),
+            duration_ms: 3,
+            evidence: vec![],
+            answers: vec![],
+        },
     };
     Report {
         tool_version: "0.0.0".into(),
@@ -86,11 +88,13 @@ fn targets_whose_cells_all_failed_alike_share_one_line() {
             r.results.push(CellResult {
                 target: t.into(),
                 scenario: s.into(),
-                verdict: Verdict::Error,
-                reason: "no Docker".into(),
-                duration_ms: 0,
-                evidence: vec![],
-                answers: vec![],
+                judgement: crate::model::Judgement {
+                    verdict: Verdict::Error,
+                    reason: "no Docker".into(),
+                    duration_ms: 0,
+                    evidence: vec![],
+                    answers: vec![],
+                },
             });
         }
     }
@@ -112,11 +116,13 @@ fn cells_of_a_target_that_failed_alike_share_a_line() {
     let cell = |s: &str| CellResult {
         target: "y".into(),
         scenario: s.into(),
-        verdict: Verdict::Error,
-        reason: "stopped answering".into(),
-        duration_ms: 1,
-        evidence: vec![],
-        answers: vec![],
+        judgement: crate::model::Judgement {
+            verdict: Verdict::Error,
+            reason: "stopped answering".into(),
+            duration_ms: 1,
+            evidence: vec![],
+            answers: vec![],
+        },
     };
     r.results.push(cell("b"));
     r.results.push(cell("c"));
@@ -173,11 +179,13 @@ fn hostile_report() -> Report {
     .map(|(i, (s, v))| CellResult {
         target: if i < 3 { "x".into() } else { "y".into() },
         scenario: (*s).into(),
-        verdict: *v,
-        reason: format!("{v}: {HOSTILE}"),
-        duration_ms: 1,
-        evidence: vec![],
-        answers: vec![],
+        judgement: crate::model::Judgement {
+            verdict: *v,
+            reason: format!("{v}: {HOSTILE}"),
+            duration_ms: 1,
+            evidence: vec![],
+            answers: vec![],
+        },
     })
     .collect();
     r
@@ -287,7 +295,8 @@ fn a_run_and_a_bench_fail_for_their_own_reasons() {
     // x/b is unsafe.
     assert_eq!(r.run_status(false, None, false), RunStatus::Failed);
     let mut fine = report();
-    fine.results.retain(|c| c.verdict != Verdict::Unsafe);
+    fine.results
+        .retain(|c| c.judgement.verdict != Verdict::Unsafe);
     assert_eq!(fine.run_status(false, None, false), RunStatus::Passed);
     assert_eq!(fine.run_status(false, None, true), RunStatus::CleanupFailed);
     // y/a deviates: only strict fails on it.
@@ -296,7 +305,7 @@ fn a_run_and_a_bench_fail_for_their_own_reasons() {
     let same = r.compare(&r);
     assert_eq!(r.run_status(false, Some(&same), false), RunStatus::Passed);
     let mut was_pass = report();
-    was_pass.results[1].verdict = Verdict::Pass;
+    was_pass.results[1].judgement.verdict = Verdict::Pass;
     let worse = r.compare(&was_pass);
     assert_eq!(worse.regressions.len(), 1);
     assert_eq!(r.run_status(false, Some(&worse), false), RunStatus::Failed);

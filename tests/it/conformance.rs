@@ -28,6 +28,7 @@ fn reason<'a>(cells: &'a [CellResult], target: &str, scenario: &str) -> &'a str 
         .iter()
         .find(|c| c.target == target && c.scenario == scenario)
         .unwrap_or_else(|| panic!("no cell {target} / {scenario}"))
+        .judgement
         .reason
 }
 
@@ -90,7 +91,8 @@ async fn every_fault_profile_matches_its_pins_and_every_fault_is_caught() {
                     cells.iter().any(|c| {
                         c.target == t.name
                             && c.scenario == r.scenario
-                            && (c.verdict == Verdict::Unsafe || r.unsafe_when.contains(&c.verdict))
+                            && (c.judgement.verdict == Verdict::Unsafe
+                                || r.unsafe_when.contains(&c.judgement.verdict))
                     })
                 })
                 .map(|r| r.scenario.as_str())
@@ -179,7 +181,7 @@ async fn every_fault_profile_matches_its_pins_and_every_fault_is_caught() {
                 .iter()
                 .find(|c| c.target == target && c.scenario == s.id)
                 .expect("every cell ran");
-            if cell.verdict != s.baseline() {
+            if cell.judgement.verdict != s.baseline() {
                 caught.entry(&s.id).or_default().push(fault.to_string());
                 n += 1;
             }

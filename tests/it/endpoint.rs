@@ -70,7 +70,7 @@ fn a_given_bucket_is_used_under_a_prefix_and_kept() {
             } else {
                 scenario.baseline()
             };
-            verdicts.push((cell.scenario, want, cell.verdict, cell.reason));
+            verdicts.push((cell.scenario, want, cell.judgement.verdict, cell.judgement.reason));
         }
         // The bucket is still there (stop deleted no bucket) and empty.
         let left = owner.list("").await.unwrap();

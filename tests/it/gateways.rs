@@ -544,7 +544,13 @@ async fn max_concurrency_bounds_the_requests_in_flight_on_a_target() {
         );
         session.stop(&|_| {}).await;
         for c in cells {
-            assert_eq!(c.verdict, Verdict::Pass, "{}: {}", c.scenario, c.reason);
+            assert_eq!(
+                c.judgement.verdict,
+                Verdict::Pass,
+                "{}: {}",
+                c.scenario,
+                c.judgement.reason
+            );
         }
     }
     server.stop();

@@ -101,7 +101,7 @@ async fn run_cli(url: &str, timeout_s: u64, limit: Duration, extra: &[&str]) -> 
         .map(|r| {
             r.results
                 .into_iter()
-                .map(|c| (c.scenario, (c.verdict, c.reason)))
+                .map(|c| (c.scenario, (c.judgement.verdict, c.judgement.reason)))
                 .collect()
         })
         .unwrap_or_default();

@@ -27,12 +27,12 @@ fn assert_baselines(catalog: &Catalog, cells: &[condwrite::report::CellResult]) 
             .find(|s| s.id == cell.scenario)
             .unwrap();
         assert_eq!(
-            cell.verdict,
+            cell.judgement.verdict,
             scenario.baseline(),
             "{} on {}: {}",
             cell.scenario,
             cell.target,
-            cell.reason
+            cell.judgement.reason
         );
     }
 }

@@ -135,7 +135,7 @@ fn curl_repro_of_a_copy_names_its_source_and_a_missing_endpoint_is_a_placeholder
         .unwrap()
         .clone();
     target.endpoint = None;
-    let cmd = condwrite::report::curl(&cell.evidence[0], &target);
+    let cmd = condwrite::report::curl(&cell.judgement.evidence[0], &target);
     assert!(cmd.contains("-X PUT"), "{cmd}");
     assert!(
         cmd.contains("-H 'x-amz-copy-source: bucket-2/run/copy/source'"),
@@ -157,7 +157,7 @@ fn junit_is_accepted_by_a_junit_parser_with_unsafe_and_error_as_failures() {
     let failing = merged
         .results
         .iter()
-        .filter(|c| matches!(c.verdict, Verdict::Unsafe | Verdict::Error))
+        .filter(|c| matches!(c.judgement.verdict, Verdict::Unsafe | Verdict::Error))
         .count();
     assert_eq!(suites.failures, failing as u64);
     let names: Vec<&str> = suites.suites.iter().map(|s| s.name.as_str()).collect();
@@ -214,8 +214,8 @@ fn merging_two_runs_unions_targets_and_scenarios_and_takes_the_later_cell() {
     let cell = merged
         .cell("lossy", "put-if-none-match-existing-key")
         .unwrap();
-    assert_eq!(cell.verdict, Verdict::Pass);
-    assert_eq!(cell.reason, "fixed in 1.1");
+    assert_eq!(cell.judgement.verdict, Verdict::Pass);
+    assert_eq!(cell.judgement.reason, "fixed in 1.1");
     // The later run's description wins; an old-style name-only entry counts.
     let lossy = merged.targets.iter().find(|t| t.name == "lossy").unwrap();
     assert_eq!(lossy.version.as_deref(), Some("lossy 1.1"));
@@ -406,7 +406,7 @@ fn one_cell(verdict: Verdict) -> Report {
     let scenario = r.scenarios[0].id.clone();
     r.results
         .retain(|c| c.target == target && c.scenario == scenario);
-    r.results[0].verdict = verdict;
+    r.results[0].judgement.verdict = verdict;
     r
 }
 
@@ -441,9 +441,9 @@ fn every_field_a_store_controls_is_escaped_in_html_junit_and_markdown() {
         t.endpoint = Some(format!("http://h/{HOSTILE}"));
     }
     for c in &mut r.results {
-        c.verdict = Verdict::Unsafe;
-        c.reason = HOSTILE.into();
-        for o in &mut c.evidence {
+        c.judgement.verdict = Verdict::Unsafe;
+        c.judgement.reason = HOSTILE.into();
+        for o in &mut c.judgement.evidence {
             o.path = format!("/b/{HOSTILE}");
             o.key = HOSTILE.into();
             o.code = Some(HOSTILE.into());
@@ -459,7 +459,7 @@ fn every_field_a_store_controls_is_escaped_in_html_junit_and_markdown() {
             }];
         }
     }
-    assert!(r.results.iter().any(|c| !c.evidence.is_empty()));
+    assert!(r.results.iter().any(|c| !c.judgement.evidence.is_empty()));
     let html = r.to_html();
     assert!(!html.contains("<script>"), "raw markup in the HTML");
     assert!(

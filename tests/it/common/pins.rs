@@ -118,19 +118,19 @@ impl PinFile {
                     Some(p) => (p.verdict, &p.also_seen),
                     None => (s.baseline(), &[]),
                 };
-            if cell.verdict != want && !also.contains(&cell.verdict) {
+            if cell.judgement.verdict != want && !also.contains(&cell.judgement.verdict) {
                 out.push(format!(
                     "{} pinned {want} but got {}: {}",
-                    s.id, cell.verdict, cell.reason
+                    s.id, cell.judgement.verdict, cell.judgement.reason
                 ));
             }
-            if cell.reason.is_empty() {
+            if cell.judgement.reason.is_empty() {
                 out.push(format!("{}: empty reason", s.id));
             }
             // The reference server answers every request a scenario sends
             // (a real server may refuse the set-up, such as a versioned
             // bucket, before any exchange is recorded).
-            if self.others.is_some() && cell.evidence.is_empty() {
+            if self.others.is_some() && cell.judgement.evidence.is_empty() {
                 out.push(format!("{}: no evidence recorded", s.id));
             }
         }
