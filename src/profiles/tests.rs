@@ -175,6 +175,26 @@ fn a_deviation_is_a_caveat_only_when_every_refusal_is_one_the_application_handle
     let v = roll(&[answer("200")]);
     assert_eq!(v.fitness, Fitness::DoesNotWork);
     assert!(!v.findings[0].contains("answering"), "{:?}", v.findings);
+    // A profile that handles no answer at all says what the deviation
+    // costs it, not which of its answers it does not handle.
+    let plain = one();
+    let answers = [answer("200"), answer("409")];
+    let v = judge(&plain, "t", |s| {
+        Some(CellView {
+            verdict: if s == race {
+                Verdict::Deviates
+            } else {
+                Verdict::Pass
+            },
+            reason: "why",
+            answers: &answers,
+        })
+    });
+    assert_eq!(v.fitness, Fitness::DoesNotWork);
+    assert_eq!(
+        v.findings,
+        ["race-if-none-match deviates: an error. Needed: one winner (why)"]
+    );
 }
 
 #[test]
@@ -221,6 +241,11 @@ fn answers_an_application_handles_are_parsed_and_matched() {
     assert!(both.matches(&answer("409 ConditionalRequestConflict")));
     assert!(!both.matches(&answer("409 OperationAborted")));
     assert!(!both.matches(&Answered::none()));
+    // Each pattern is said as it is written (the applications page lists
+    // them).
+    for text in ["412", "PreconditionFailed", "409 ConditionalRequestConflict"] {
+        assert_eq!(p(text).unwrap().to_string(), text);
+    }
     for bad in ["200", "4x2", "412 precondition", "412 A B", "", "lower"] {
         assert!(p(bad).is_err(), "{bad}");
     }
@@ -380,6 +405,12 @@ fn a_check_confirms_only_the_requirements_it_covers() {
     let mut caveat = verdict_observed(Fitness::SafeWithCaveats, Fitness::Safe);
     caveat.inferred_for_check = Some(Fitness::Safe);
     assert_eq!(caveat.cell_text(), "safe with caveats (confirmed)");
+    // The part the check covers says the same as the whole: plainly
+    // confirmed.
+    assert_eq!(
+        caveat.observed_line().unwrap(),
+        "confirmed by running app 1.0: what happened"
+    );
     v.inferred_for_check = Some(Fitness::Unsafe);
     assert_eq!(v.agreement(), Some(Agreement::NotReproduced));
     let bad = format!("{ONE}\n[check]\ncovers = [\"cas-counter\"]\n");
