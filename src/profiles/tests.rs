@@ -243,7 +243,11 @@ fn answers_an_application_handles_are_parsed_and_matched() {
     assert!(!both.matches(&Answered::none()));
     // Each pattern is said as it is written (the applications page lists
     // them).
-    for text in ["412", "PreconditionFailed", "409 ConditionalRequestConflict"] {
+    for text in [
+        "412",
+        "PreconditionFailed",
+        "409 ConditionalRequestConflict",
+    ] {
         assert_eq!(p(text).unwrap().to_string(), text);
     }
     for bad in ["200", "4x2", "412 precondition", "412 A B", "", "lower"] {
